@@ -1,0 +1,7 @@
+"""Allow `python -m mocker_bundle`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""The frame every mocker command shares: argparse with --version and -v,
+argcomplete, logging to stderr, and one-line errors with named exit codes.
+"""
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from .errors import ExitCode, MockerError
+
+log = logging.getLogger("mocker")
+
+
+def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"{prog} version {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="explain each step on stderr (-vv for more)")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse argv, offering shell completion first when argcomplete asks for it."""
+    try:
+        import argcomplete  # only does work when the shell's completion hook runs us
+        argcomplete.autocomplete(parser)
+    except ImportError:
+        pass
+    return parser.parse_args(argv)
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+
+
+def run(prog: str, func, *args) -> int:
+    """Call func(*args); turn MockerError and Ctrl-C into one line and an exit code."""
+    try:
+        return int(func(*args) or 0)
+    except MockerError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return int(err.code)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitCode.ERROR)
+    except OSError as err:
+        # A syscall failed in a way no module turned into a MockerError: still one line.
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"{prog}: {err.strerror or err}{where}", file=sys.stderr)
+        code = ExitCode.NO_SPACE if err.errno == 28 else ExitCode.ERROR
+        return int(code)

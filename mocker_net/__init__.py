@@ -1,0 +1,1 @@
+"""mocker-net: bridge networking, addresses, NAT and port forwards for containers"""

@@ -1,0 +1,7 @@
+"""Allow `python -m mocker_runc`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
