@@ -1,0 +1,182 @@
+"""containerd (through its runc v2 shim) drives mocker-runc exactly as it drives runc.
+
+Each case runs twice: with runc, which proves the harness and the assertion,
+and with mocker-runc, which is the point. The test starts its own containerd
+(config, root, state and socket in a temp dir; tests/fixtures/engines.py),
+imports an OCI archive made from busybox-static, and runs tasks with
+`ctr run --runc-binary`: the path containerd's shim, and so a Kubernetes
+RuntimeClass, uses.
+"""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.fixtures.engines import IMAGE, mark_known_gap
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
+# Known gaps of mocker-runc: test name -> precise reason (xfail strict).
+MOCKER_RUNC_GAPS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def known_gaps(request):
+    mark_known_gap(request, MOCKER_RUNC_GAPS)
+
+
+@pytest.fixture
+def cid(containerd, unique):
+    """A container id; its task and container are removed afterwards, whatever happened."""
+    yield unique
+    containerd("task", "kill", "--signal", "SIGKILL", "--all", unique, check=False)
+    for _ in range(50):
+        if containerd("task", "delete", unique, check=False).returncode != 0:
+            break
+        time.sleep(0.1)
+    containerd("container", "delete", unique, check=False)
+
+
+def task_status(containerd, cid) -> str:
+    for line in containerd("task", "list").stdout.splitlines()[1:]:
+        task, pid, status = line.split()
+        if task == cid:
+            return status
+    return "absent"
+
+
+def wait_status(containerd, cid, wanted, timeout=10) -> str:
+    deadline = time.monotonic() + timeout
+    while (status := task_status(containerd, cid)) != wanted and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return status
+
+
+def freezer_state(pid) -> str:
+    """What the kernel says about the process's freezer cgroup (v1 here; v2: cgroup.freeze)."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if "freezer" in controllers.split(","):
+                with open(f"/sys/fs/cgroup/freezer{path}/freezer.state") as state:
+                    return state.read().strip()
+            if controllers == "" and not os.path.exists("/sys/fs/cgroup/freezer"):
+                with open(f"/sys/fs/cgroup{path}/cgroup.freeze") as state:
+                    return "FROZEN" if state.read().strip() == "1" else "THAWED"
+    raise AssertionError(f"no freezer cgroup for pid {pid}")
+
+
+def test_run_rm_exit_code_env_cwd(containerd, cid):
+    result = containerd(*containerd.run_args("--rm", "--env", "GREETING=hello", "--cwd", "/tmp", IMAGE, cid,
+                                             "sh", "-c", 'echo "$GREETING"; pwd; echo err >&2; exit 5'), check=False)
+    assert result.returncode == 5, containerd.explain(["run"], result)
+    assert result.stdout.splitlines() == ["hello", "/tmp"]
+    assert "err" in result.stderr
+    assert cid not in containerd("container", "list", "--quiet").stdout   # --rm removed it
+
+
+def test_run_read_only_bind_mount(containerd, cid, tmp_path):
+    (tmp_path / "note").write_text("from the host\n")
+    result = containerd(*containerd.run_args(
+        "--rm", "--mount", f"type=bind,src={tmp_path},dst=/data,options=rbind:ro", IMAGE, cid,
+        "sh", "-c", "cat /data/note; echo x > /data/new"), check=False)
+    assert result.returncode != 0
+    assert result.stdout == "from the host\n"
+    assert "Read-only file system" in result.stderr
+    assert not (tmp_path / "new").exists()
+
+
+def test_run_read_only_rootfs(containerd, cid):
+    result = containerd(*containerd.run_args("--rm", "--read-only", IMAGE, cid,
+                                             "sh", "-c", "echo started; touch /etc/nope"), check=False)
+    assert result.returncode != 0
+    assert result.stdout == "started\n"
+    assert "Read-only file system" in result.stderr
+
+
+def test_detached_exec_pause_ps_kill_rm(containerd, cid):
+    containerd(*containerd.run_args("--detach", IMAGE, cid, "sleep", "1000"))
+    assert wait_status(containerd, cid, "RUNNING") == "RUNNING"
+
+    result = containerd("task", "exec", "--exec-id", "probe", "--user", "1000", "--cwd", "/home/app", cid,
+                        "sh", "-c", "id -u; pwd; exit 3", check=False)
+    assert result.returncode == 3, containerd.explain(["task", "exec"], result)
+    assert result.stdout.splitlines() == ["1000", "/home/app"]
+
+    # task ps: the host pids of the container's processes (the shim's `ps --format json`).
+    init_pid = next(line.split()[1] for line in containerd("task", "list").stdout.splitlines()
+                    if line.startswith(cid))
+    pids = [line.split()[0] for line in containerd("task", "ps", cid).stdout.splitlines()[1:]]
+    assert pids == [init_pid]
+    assert "sleep" in open(f"/proc/{init_pid}/cmdline").read()
+
+    containerd("task", "pause", cid)
+    assert wait_status(containerd, cid, "PAUSED") == "PAUSED"
+    assert freezer_state(init_pid) == "FROZEN"
+    containerd("task", "resume", cid)
+    assert wait_status(containerd, cid, "RUNNING") == "RUNNING"
+    assert freezer_state(init_pid) == "THAWED"
+
+    containerd("task", "kill", "--signal", "SIGKILL", cid)
+    assert wait_status(containerd, cid, "STOPPED") == "STOPPED"
+    containerd("task", "delete", cid)
+    assert task_status(containerd, cid) == "absent"
+    containerd("container", "delete", cid)
+    assert cid not in containerd("container", "list", "--quiet").stdout
+
+
+def test_kill_all(containerd, cid):
+    containerd(*containerd.run_args("--detach", IMAGE, cid, "sh", "-c", "sleep 1000 & sleep 1000 & wait"))
+    assert wait_status(containerd, cid, "RUNNING") == "RUNNING"
+    deadline = time.monotonic() + 5
+    while len(containerd("task", "ps", cid).stdout.splitlines()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pids = [int(line.split()[0]) for line in containerd("task", "ps", cid).stdout.splitlines()[1:]]
+    assert len(pids) == 3
+    containerd("task", "kill", "--all", "--signal", "SIGKILL", cid)
+    assert wait_status(containerd, cid, "STOPPED") == "STOPPED"
+    time.sleep(0.2)
+    assert not [pid for pid in pids if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "State:\tZ" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def test_terminal_run_and_exec(containerd, cid):
+    status, screen = containerd.pty(*containerd.run_args("--rm", "--tty", IMAGE, cid,
+                                                         "sh", "-c", "tty; echo READY; read line; echo got-$line"),
+                                    send=b"typed\r")
+    assert status == 0, screen
+    assert "/dev/pts/0" in screen and "got-typed" in screen
+
+    detached = cid + "d"
+    try:
+        containerd(*containerd.run_args("--detach", IMAGE, detached, "sleep", "1000"))
+        status, screen = containerd.pty("task", "exec", "--tty", "--exec-id", "term", detached,
+                                        "sh", "-c", "tty; echo READY; read line; exit ${#line}", send=b"four\r")
+        assert status == 4, screen
+        assert "/dev/pts/" in screen
+    finally:
+        containerd("task", "kill", "--signal", "SIGKILL", detached, check=False)
+        wait_status(containerd, detached, "STOPPED")
+        containerd("task", "delete", detached, check=False)
+        containerd("container", "delete", detached, check=False)
+
+
+def _link_names(ip_output: str) -> set[str]:
+    return {line.split(":")[1].strip().split("@")[0] for line in ip_output.splitlines()}
+
+
+def test_net_host_sees_host_links_and_default_is_isolated(containerd, cid):
+    host = _link_names(subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout)
+    shared = containerd(*containerd.run_args("--rm", "--net-host", IMAGE, cid, "ip", "-o", "link")).stdout
+    assert _link_names(shared) == host
+    private = containerd(*containerd.run_args("--rm", IMAGE, cid + "n", "ip", "-o", "link")).stdout
+    assert _link_names(private) == {"lo"}
