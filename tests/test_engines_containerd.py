@@ -8,13 +8,12 @@ imports an OCI archive made from busybox-static, and runs tasks with
 RuntimeClass, uses.
 """
 
-import os
 import subprocess
 import time
 
 import pytest
 
-from tests.fixtures.engines import IMAGE, mark_known_gap
+from tests.fixtures.engines import IMAGE, freezer_state, mark_known_gap, process_cgroups
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -54,20 +53,6 @@ def wait_status(containerd, cid, wanted, timeout=10) -> str:
     return status
 
 
-def freezer_state(pid) -> str:
-    """What the kernel says about the process's freezer cgroup (v1 here; v2: cgroup.freeze)."""
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            if "freezer" in controllers.split(","):
-                with open(f"/sys/fs/cgroup/freezer{path}/freezer.state") as state:
-                    return state.read().strip()
-            if controllers == "" and not os.path.exists("/sys/fs/cgroup/freezer"):
-                with open(f"/sys/fs/cgroup{path}/cgroup.freeze") as state:
-                    return "FROZEN" if state.read().strip() == "1" else "THAWED"
-    raise AssertionError(f"no freezer cgroup for pid {pid}")
-
-
 def test_run_rm_exit_code_env_cwd(containerd, cid):
     result = containerd(*containerd.run_args("--rm", "--env", "GREETING=hello", "--cwd", "/tmp", IMAGE, cid,
                                              "sh", "-c", 'echo "$GREETING"; pwd; echo err >&2; exit 5'), check=False)
@@ -100,8 +85,8 @@ def test_detached_exec_pause_ps_kill_rm(containerd, cid):
     containerd(*containerd.run_args("--detach", IMAGE, cid, "sleep", "1000"))
     assert wait_status(containerd, cid, "RUNNING") == "RUNNING"
 
-    result = containerd("task", "exec", "--exec-id", "probe", "--user", "1000", "--cwd", "/home/app", cid,
-                        "sh", "-c", "id -u; pwd; exit 3", check=False)
+    result = containerd(*containerd.exec_args("--exec-id", "probe", "--user", "1000", "--cwd", "/home/app", cid,
+                        "sh", "-c", "id -u; pwd; exit 3"), check=False)
     assert result.returncode == 3, containerd.explain(["task", "exec"], result)
     assert result.stdout.splitlines() == ["1000", "/home/app"]
 
@@ -111,6 +96,9 @@ def test_detached_exec_pause_ps_kill_rm(containerd, cid):
     pids = [line.split()[0] for line in containerd("task", "ps", cid).stdout.splitlines()[1:]]
     assert pids == [init_pid]
     assert "sleep" in open(f"/proc/{init_pid}/cmdline").read()
+
+    cgroups = process_cgroups(int(init_pid))
+    assert any(path.name == cid for path in cgroups.values())   # ctr's cgroupsPath: /<namespace>/<id>
 
     containerd("task", "pause", cid)
     assert wait_status(containerd, cid, "PAUSED") == "PAUSED"
@@ -123,6 +111,7 @@ def test_detached_exec_pause_ps_kill_rm(containerd, cid):
     assert wait_status(containerd, cid, "STOPPED") == "STOPPED"
     containerd("task", "delete", cid)
     assert task_status(containerd, cid) == "absent"
+    assert [path for path in cgroups.values() if path.exists()] == []   # delete removed the cgroup
     containerd("container", "delete", cid)
     assert cid not in containerd("container", "list", "--quiet").stdout
 
@@ -159,8 +148,8 @@ def test_terminal_run_and_exec(containerd, cid):
     detached = cid + "d"
     try:
         containerd(*containerd.run_args("--detach", IMAGE, detached, "sleep", "1000"))
-        status, screen = containerd.pty("task", "exec", "--tty", "--exec-id", "term", detached,
-                                        "sh", "-c", "tty; echo READY; read line; exit ${#line}", send=b"four\r")
+        status, screen = containerd.pty(*containerd.exec_args("--tty", "--exec-id", "term", detached,
+                                        "sh", "-c", "tty; echo READY; read line; exit ${#line}"), send=b"four\r")
         assert status == 4, screen
         assert "/dev/pts/" in screen
     finally:

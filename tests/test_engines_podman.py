@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.fixtures.engines import IMAGE, mark_known_gap
+from tests.fixtures.engines import IMAGE, freezer_state, mark_known_gap, process_cgroups
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -79,10 +79,16 @@ def test_detached_ps_exec_pause_stop_rm(podman, name):
     missing = podman("exec", name, "no-such-binary", check=False)
     assert missing.returncode == 127 and "no-such-binary" in missing.stderr, podman.explain(["exec"], missing)
 
+    pid = int(podman("inspect", "--format", "{{.State.Pid}}", name).stdout)
+    cgroups = process_cgroups(pid)
+    assert podman.cgroup_parent.strip("/") in cgroups.get("memory", cgroups[""]).parts
+
     podman("pause", name)
     assert podman("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "paused"
+    assert freezer_state(pid) == "FROZEN"
     podman("unpause", name)
     assert podman("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "running"
+    assert freezer_state(pid) == "THAWED"
 
     podman("stop", "--time", "10", name)
     state = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name).stdout.split()
@@ -90,6 +96,7 @@ def test_detached_ps_exec_pause_stop_rm(podman, name):
     assert "got TERM" in podman("logs", name).stdout
     podman("rm", name)
     assert podman("ps", "--all", "--quiet", "--filter", f"name={name}").stdout == ""
+    assert [path for path in cgroups.values() if path.exists()] == []   # delete removed the cgroup
 
 
 def test_kill(podman, name):
