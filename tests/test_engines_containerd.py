@@ -62,6 +62,14 @@ def test_run_rm_exit_code_env_cwd(containerd, cid):
     assert cid not in containerd("container", "list", "--quiet").stdout   # --rm removed it
 
 
+def test_run_missing_command_names_it(containerd, cid):
+    # The shim reports the last error of the runtime's --log JSON file.
+    result = containerd(*containerd.run_args("--rm", IMAGE, cid, "/no/such-command"), check=False)
+    assert result.returncode != 0
+    assert "/no/such-command" in result.stderr, containerd.explain(["run"], result)
+    assert cid not in containerd("container", "list", "--quiet").stdout
+
+
 def test_run_read_only_bind_mount(containerd, cid, tmp_path):
     (tmp_path / "note").write_text("from the host\n")
     result = containerd(*containerd.run_args(

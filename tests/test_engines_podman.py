@@ -41,6 +41,14 @@ def test_run_rm_exit_code_and_stdio(podman):
     assert podman("ps", "--all", "--quiet").stdout == ""   # --rm removed it
 
 
+def test_run_missing_command_is_127_and_named(podman):
+    # podman reads the runtime's last JSON error (--log) and maps its wording:
+    # "no such file or directory" / "executable file not found in" -> 127.
+    result = podman("run", "--rm", IMAGE, "/no/such-command", check=False)
+    assert result.returncode == 127, podman.explain(["run"], result)
+    assert "/no/such-command" in result.stderr
+
+
 def test_run_env_workdir_user(podman):
     result = podman("run", "--rm", "--env", "GREETING=hello", "--workdir", "/home/app", "--user", "app",
                     IMAGE, "sh", "-c", 'echo "$GREETING"; pwd; id')
