@@ -123,6 +123,7 @@ def container_init(chan: Channel, spec: Spec, fifo_fd: int, no_pivot: bool) -> N
         _attach_terminal(slave)
     process.set_limits(spec.process)
     program = process.lookup(spec.process)
+    seccomp_left = process.seccomp_while_privileged(spec.process, spec.seccomp)
     process.become_user(spec.process)
     chan.send("ready")
     chan.close()
@@ -133,7 +134,7 @@ def container_init(chan: Channel, spec: Spec, fifo_fd: int, no_pivot: bool) -> N
     try:
         state["status"] = "running"
         _run_hooks("startContainer", spec, state)
-        process.lock_privileges(spec.process, spec.seccomp)
+        process.lock_privileges(spec.process, seccomp_left)
         process.execute(program, spec.process)
     except BaseException as err:  # nobody listens any more: stderr is the container's
         message = str(err) if isinstance(err, MockerError) else repr(err)
@@ -198,7 +199,8 @@ def exec_process(chan: Channel, proc: Process, seccomp_config: dict | None) -> N
         _attach_terminal(slave)
     process.set_limits(proc)
     program = process.lookup(proc)
+    seccomp_left = process.seccomp_while_privileged(proc, seccomp_config)
     process.become_user(proc)
     chan.send("ready")             # from here, only execve errors remain (reported below)
-    process.lock_privileges(proc, seccomp_config)
+    process.lock_privileges(proc, seccomp_left)
     process.execute(program, proc)

@@ -103,6 +103,20 @@ def become_user(process: Process) -> None:
                            f"{err.strerror}") from None
 
 
+def seccomp_while_privileged(process: Process, seccomp_config: dict | None) -> dict | None:
+    """Load the seccomp filter now if loading it needs privileges; return what is left to load.
+
+    Without no_new_privs the kernel lets only CAP_SYS_ADMIN install a filter
+    (seccomp(2)), so, as runc does, load it before become_user drops the
+    capabilities; with no_new_privs, leave it to lock_privileges, just before execve.
+    """
+    if seccomp_config and not process.no_new_privileges:
+        from . import seccomp
+        seccomp.apply(seccomp_config)
+        return None
+    return seccomp_config
+
+
 def lock_privileges(process: Process, seccomp_config: dict | None) -> None:
     """no_new_privs, then the seccomp filter: the last things before execve."""
     if process.no_new_privileges:
