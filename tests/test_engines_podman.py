@@ -33,6 +33,14 @@ def name(podman, unique):
     podman("rm", "--force", "--time", "0", unique, check=False)
 
 
+def test_info_names_the_runtime(podman):
+    # podman runs `RUNTIME --version` and shows it; runc's first line is "runc version X".
+    info = podman("info", "--format", "{{.Host.OCIRuntime.Name}}|{{.Host.OCIRuntime.Path}}|{{.Host.OCIRuntime.Version}}")
+    name, path, version = info.stdout.strip().split("|", 2)
+    assert (name, path) == (podman.runtime.name, str(podman.runtime))
+    assert version.startswith(f"{podman.runtime.name} version ")
+
+
 def test_run_rm_exit_code_and_stdio(podman):
     result = podman("run", "--rm", IMAGE, "sh", "-c", "echo out; echo err >&2; exit 7", check=False)
     assert result.returncode == 7, podman.explain(["run"], result)
