@@ -13,17 +13,13 @@ import time
 
 import pytest
 
-from tests.fixtures.engines import IMAGE, freezer_state, mark_known_gap, process_cgroups
+from tests.fixtures.engines import IMAGE, freezer_state, process_cgroups
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
-# Known gaps of mocker-runc: test name -> precise reason (xfail strict).
+# Known gaps of mocker-runc: test name -> precise reason. The fixtures mark
+# those cases xfail(strict=True), so they fail loudly once fixed.
 MOCKER_RUNC_GAPS: dict[str, str] = {}
-
-
-@pytest.fixture(autouse=True)
-def known_gaps(request):
-    mark_known_gap(request, MOCKER_RUNC_GAPS)
 
 
 @pytest.fixture
