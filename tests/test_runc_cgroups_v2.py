@@ -183,7 +183,7 @@ def test_v2_add_pids_freeze_thaw_remove_on_the_real_unified_tree(unified, unique
     script = f"i=0; while true; do i=$((i+1)); echo $i > {counter}; usleep 20000; done"
     proc = spawn_in(cg, [BUSYBOX, "sh", "-c", script])
     try:
-        assert cg.pids() == [proc.pid]
+        assert proc.pid in cg.pids()  # with the loop's usleep, now and then
         assert f"0::/mocker/{unique}" in open(f"/proc/{proc.pid}/cgroup").read().splitlines()
         assert wait_until(lambda: counter.exists() and counter.read_text().strip())
         cg.freeze()
