@@ -133,17 +133,16 @@ def test_a_process_added_is_listed_and_sees_its_cgroup(made, unique, v1_host):
     assert cg.pids() == []
 
 
-def test_freeze_stops_a_process_and_thaw_resumes_it(made, unique, tmp_path):
+def check_freeze_and_thaw(cg, tmp_path, extra_check=lambda proc: None) -> None:
+    """A counting loop in cg stops counting while frozen, and counts again when thawed."""
     counter = tmp_path / "counter"
-    cg = cgroups.create(f"/mocker/{unique}", {}, unique)
-    made.append(cg)
     script = f"i=0; while true; do i=$((i+1)); echo $i > {counter}; usleep 20000; done"
     proc = spawn_in(cg, [BUSYBOX, "sh", "-c", script])
     try:
+        extra_check(proc)
         assert wait_until(lambda: counter.exists() and counter.read_text().strip())
         cg.freeze()
         assert cg.state() == "paused"
-        assert _read(cg, "freezer", "freezer.state") == "FROZEN"
         frozen_at = counter.read_text()
         time.sleep(0.3)
         assert counter.read_text() == frozen_at  # no progress while frozen
@@ -154,6 +153,19 @@ def test_freeze_stops_a_process_and_thaw_resumes_it(made, unique, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_freeze_stops_a_process_and_thaw_resumes_it(made, unique, tmp_path):
+    cg = cgroups.create(f"/mocker/{unique}", {}, unique)
+    made.append(cg)
+
+    def frozen_in_freezer_state(proc):
+        cg.freeze()
+        assert _read(cg, "freezer", "freezer.state") == "FROZEN"
+        cg.thaw()
+        assert _read(cg, "freezer", "freezer.state") == "THAWED"
+
+    check_freeze_and_thaw(cg, tmp_path, frozen_in_freezer_state)
 
 
 def test_remove_leaves_no_directory_and_is_idempotent(made, unique):

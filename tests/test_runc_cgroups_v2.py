@@ -12,7 +12,6 @@ has none (but hugetlb). So:
 """
 
 import os
-import time
 
 import pytest
 
@@ -20,7 +19,7 @@ from mocker_common.errors import MockerError
 from mocker_runc import cgroups
 from mocker_runc.cgroups import hierarchies, v2
 from tests.conftest import need_root
-from tests.test_runc_cgroups import BUSYBOX, kill_all_and_remove, spawn_in, wait_until
+from tests.test_runc_cgroups import check_freeze_and_thaw, kill_all_and_remove
 
 MiB = 1 << 20
 CONTROLLERS = "cpuset cpu io memory hugetlb pids"
@@ -164,14 +163,18 @@ def test_v2_a_failed_create_removes_the_directories_it_made(fake_v2):
 
 # -- the real (controller-less) unified tree ----------------------------------------
 
-@pytest.fixture
-def unified(unique):
+def only_v2_layout() -> hierarchies.Layout:
+    """This host's real cgroup2 tree, used as if the host were pure v2."""
     need_root()
     layout = cgroups.detect()
     if layout.unified is None:
         pytest.skip("no cgroup2 tree mounted")
-    only_v2 = hierarchies.Layout(unified=layout.unified)
-    cg = cgroups.create(f"/mocker/{unique}", {}, unique, layout=only_v2)
+    return hierarchies.Layout(unified=layout.unified)
+
+
+@pytest.fixture
+def unified(unique):
+    cg = cgroups.create(f"/mocker/{unique}", {}, unique, layout=only_v2_layout())
     yield cg
     kill_all_and_remove(cg)
 
@@ -179,34 +182,18 @@ def unified(unique):
 def test_v2_add_pids_freeze_thaw_remove_on_the_real_unified_tree(unified, unique, tmp_path):
     cg = unified
     assert cg.version == 2 and os.path.isdir(cg.paths["unified"])
-    counter = tmp_path / "counter"
-    script = f"i=0; while true; do i=$((i+1)); echo $i > {counter}; usleep 20000; done"
-    proc = spawn_in(cg, [BUSYBOX, "sh", "-c", script])
-    try:
+
+    def joined(proc):
         assert proc.pid in cg.pids()  # with the loop's usleep, now and then
         assert f"0::/mocker/{unique}" in open(f"/proc/{proc.pid}/cgroup").read().splitlines()
-        assert wait_until(lambda: counter.exists() and counter.read_text().strip())
-        cg.freeze()
-        assert cg.state() == "paused"
-        frozen_at = counter.read_text()
-        time.sleep(0.3)
-        assert counter.read_text() == frozen_at
-        cg.thaw()
-        assert cg.state() == "running"
-        assert wait_until(lambda: counter.read_text() != frozen_at, timeout=2)
-    finally:
-        proc.kill()
-        proc.wait()
+
+    check_freeze_and_thaw(cg, tmp_path, joined)
     cg.remove()
     assert not os.path.exists(cg.paths["unified"])
 
 
 def test_v2_memory_limit_without_the_controller_is_refused_on_the_real_tree(unique):
-    need_root()
-    layout = cgroups.detect()
-    if layout.unified is None:
-        pytest.skip("no cgroup2 tree mounted")
-    only_v2 = hierarchies.Layout(unified=layout.unified)
+    layout = only_v2_layout()
     with pytest.raises(MockerError, match="memory cgroup controller is not available"):
-        cgroups.create(f"/mocker/{unique}", {"memory": {"limit": 64 * MiB}}, unique, layout=only_v2)
+        cgroups.create(f"/mocker/{unique}", {"memory": {"limit": 64 * MiB}}, unique, layout=layout)
     assert not os.path.exists(f"{layout.unified.mountpoint}/mocker/{unique}")
