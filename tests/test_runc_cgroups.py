@@ -199,6 +199,14 @@ def test_update_changes_limits_of_a_live_cgroup(made, unique):
     assert _read(cg, "pids", "pids.max") == "max"
     assert _read(cg, "cpu", "cpu.cfs_quota_us") == "20000"
 
+    # the kernel wants limit <= memory+swap at every step: growing both, the
+    # swap limit must go first; shrinking both, last
+    cg.update({"memory": {"limit": 256 * MiB, "swap": 512 * MiB}})
+    cg.update({"memory": {"limit": 32 * MiB, "swap": 48 * MiB}})
+    cg.update({"memory": {"limit": 300 * MiB, "swap": 600 * MiB}})
+    assert _read(cg, "memory", "memory.limit_in_bytes") == str(300 * MiB)
+    assert _read(cg, "memory", "memory.memsw.limit_in_bytes") == str(600 * MiB)
+
 
 def test_a_failed_create_names_the_file_and_leaves_nothing(made, unique):
     bad = {"memory": {"limit": 64 * MiB}, "cpu": {"cpus": "99"}}
