@@ -31,14 +31,10 @@ def kill_all_and_remove(cg) -> None:
     """Stop everything in cg and remove it, whatever state a test left it in."""
     try:
         if cg.exists():
-            frozen = _try(cg.freeze)  # a frozen fork bomb cannot fork while we kill it
-            for pid in cg.pids():
-                _try(os.kill, pid, signal.SIGKILL)
-            if frozen:
-                _try(cg.thaw)
-            deadline = time.monotonic() + 5
-            while cg.pids() and time.monotonic() < deadline:
-                time.sleep(0.02)
+            cg.kill_all(signal.SIGKILL)
+            if cg.state() == "paused":
+                cg.thaw()
+            wait_until(lambda: not cg.pids())
     finally:
         cg.remove()
 
@@ -51,14 +47,6 @@ def wait_until(predicate, timeout=5.0, step=0.02):
             return value
         time.sleep(step)
     return predicate()
-
-
-def _try(func, *args) -> bool:
-    try:
-        func(*args)
-        return True
-    except Exception:
-        return False
 
 
 @pytest.fixture
@@ -176,6 +164,20 @@ def test_remove_leaves_no_directory_and_is_idempotent(made, unique):
     assert not any(os.path.exists(p) for p in cg.paths.values())
     cg.remove()  # already gone: fine
     assert cgroups.load(f"/mocker/{unique}", unique).pids() == []
+
+
+def test_kill_all_signals_every_process_and_keeps_a_paused_cgroup_paused(made, unique):
+    cg = cgroups.create(f"/mocker/{unique}", {}, unique)
+    made.append(cg)
+    procs = [spawn_in(cg, [BUSYBOX, "sleep", "30"]) for _ in range(3)]
+    same = cgroups.from_paths(dict(cg.paths))  # as saved in a container's state
+    assert sorted(same.pids()) == sorted(p.pid for p in procs)
+    same.freeze()
+    same.kill_all(signal.SIGTERM)
+    assert same.state() == "paused"  # pause is the user's: kill --all does not undo it
+    same.thaw()
+    assert [p.wait(timeout=5) for p in procs] == [-signal.SIGTERM] * 3
+    assert wait_until(lambda: same.pids() == [])
 
 
 def test_remove_refuses_while_a_process_is_inside_and_kills_nothing(made, unique):

@@ -67,7 +67,7 @@ class V2Cgroup(Cgroup):
 
     version = 2
 
-    def __init__(self, paths: dict[str, str], mountpoint: str):
+    def __init__(self, paths: dict[str, str], mountpoint: str | None):
         super().__init__(paths)
         self.mountpoint = mountpoint
 
