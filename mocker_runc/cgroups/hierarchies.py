@@ -14,6 +14,9 @@ import posixpath
 MOUNTINFO = "/proc/self/mountinfo"
 OWN_CGROUP = "/proc/self/cgroup"
 DEFAULT_PARENT = "/mocker"
+# v1 controllers (a v1 mount's super options also hold flags like xattr or noprefix)
+V1_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls",
+                  "net_prio", "blkio", "perf_event", "hugetlb", "pids", "rdma", "misc"}
 
 
 class Mount:
@@ -74,9 +77,8 @@ def detect(mountinfo: str = MOUNTINFO) -> Layout:
                 layout.unified = mount
             elif fstype == "cgroup":
                 for opt in superopts.split(","):
-                    if opt in ("rw", "ro") or (("=" in opt) and not opt.startswith("name=")):
-                        continue
-                    layout.v1.setdefault(opt, mount)
+                    if opt in V1_CONTROLLERS or opt.startswith("name="):  # name=systemd: no controller
+                        layout.v1.setdefault(opt, mount)
     return layout
 
 
