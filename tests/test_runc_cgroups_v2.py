@@ -56,7 +56,8 @@ def test_detect_tells_v1_v2_and_hybrid_apart(tmp_path):
     v1_line = "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,xattr,cpu,cpuacct\n"
     v2_line = "41 31 0:38 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw,nsdelegate\n"
     other = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
-    for lines, mode in (([other, v1_line], "v1"), ([other, v2_line], "v2"),
+    named = "40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"
+    for lines, mode in (([other, v1_line], "v1"), ([other, v2_line], "v2"), ([named, v2_line], "v2"),
                         ([v1_line, v2_line], "hybrid"), ([other], "none")):
         (tmp_path / "mountinfo").write_text("".join(lines))
         layout = cgroups.detect(str(tmp_path / "mountinfo"))

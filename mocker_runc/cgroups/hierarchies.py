@@ -56,7 +56,10 @@ class Layout:
 
     @property
     def mode(self) -> str:
-        if self.v1:
+        """"v1", "hybrid" (v1 controllers and a cgroup2 tree), "v2" or "none"."""
+        # a lone name=systemd v1 tree (kept on some v2 hosts for old software)
+        # holds no controller: such a host is v2
+        if any(name in V1_CONTROLLERS for name in self.v1):
             return "hybrid" if self.unified else "v1"
         return "v2" if self.unified else "none"
 
