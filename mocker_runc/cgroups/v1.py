@@ -222,8 +222,10 @@ class V1Cgroup(Cgroup):
             return
         ctl = self._controller("devices")
         self._set(ctl, "deny", DeviceAccess(DeviceAccess.TYPE_ALL), "device rule")
-        extra = [{"type": d.get("type", "c"), "major": d.get("major"), "minor": d.get("minor"),
-                  "access": "rwm"} for d in devices if d.get("type", "c") in "cb"]
+        # linux.devices: "u" is an unbuffered char device; a fifo ("p") needs no rule
+        kinds = {"c": "c", "u": "c", "b": "b"}
+        extra = [{"type": kinds[d["type"]], "major": d.get("major"), "minor": d.get("minor"),
+                  "access": "rwm"} for d in devices if d.get("type") in kinds]
         for rule in rules:
             self._set(ctl, "allow" if rule.get("allow") else "deny", _device_access(rule), "device rule")
         for rule in DEFAULT_DEVICE_RULES + extra:
