@@ -9,6 +9,10 @@ execve, so the filter governs the container's program, not the runtime.
     flt.load(); flt.release()    # in the child, last thing before execve
     seccomp.apply(cfg)           # both at once
 
+Importing this module loads libseccomp, so import it while the host's
+libraries are still visible (before pivot_root): afterwards only the
+container's files are, and neither this package nor libseccomp can be found.
+
 Syscall names libseccomp does not know (newer than the library, or for other
 architectures) are skipped, as runc does.
 """
@@ -18,7 +22,14 @@ import logging
 
 from mocker_common.errors import MockerError
 
+from . import libseccomp as ls
+
 log = logging.getLogger(__name__)
+
+try:
+    ls.lib()
+except MockerError:
+    pass  # no libseccomp here: building a filter will say so
 
 _ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP",
             "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
@@ -40,8 +51,6 @@ def apply(cfg: dict | None) -> None:
 
 def prepare(cfg: dict):
     """Build a libseccomp filter for cfg, ready to load(); raises MockerError if invalid."""
-    from . import libseccomp as ls
-
     default = _action(cfg.get("defaultAction"), cfg.get("defaultErrnoRet"), "defaultAction")
     flt = ls.Filter(default)
     try:
@@ -65,14 +74,12 @@ def default_profile(capabilities: list[str] | None = None) -> dict:
 
     capabilities (e.g. ["CAP_SYS_ADMIN"]) also allow the syscalls that need them.
     """
-    from . import seccomp_profile
+    from . import seccomp_profile  # only mocker-bundle needs it
 
     return seccomp_profile.build(capabilities or [])
 
 
 def _action(name: str | None, errno_ret: int | None, where: str) -> int:
-    from . import libseccomp as ls
-
     if name not in _ACTIONS:
         if name == "SCMP_ACT_NOTIFY":
             raise MockerError("seccomp: SCMP_ACT_NOTIFY (a user-space listener) is not supported")
@@ -91,8 +98,6 @@ def _action(name: str | None, errno_ret: int | None, where: str) -> int:
 
 
 def _flag_attr(flag: str) -> int:
-    from . import libseccomp as ls
-
     attrs = {"SECCOMP_FILTER_FLAG_TSYNC": ls.ATTR_CTL_TSYNC,
              "SECCOMP_FILTER_FLAG_LOG": ls.ATTR_CTL_LOG,
              "SECCOMP_FILTER_FLAG_SPEC_ALLOW": ls.ATTR_CTL_SSB}
@@ -102,8 +107,6 @@ def _flag_attr(flag: str) -> int:
 
 
 def _add_arch(flt, name: str) -> None:
-    from . import libseccomp as ls
-
     if not isinstance(name, str) or not name.startswith("SCMP_ARCH_"):
         raise MockerError(f"seccomp: invalid architecture {name!r}")
     # SCMP_ARCH_X86_64 -> "x86_64", SCMP_ARCH_AARCH64 -> "aarch64"
@@ -115,8 +118,6 @@ def _add_arch(flt, name: str) -> None:
 
 
 def _add_syscall_rule(flt, rule: dict, default: int) -> None:
-    from . import libseccomp as ls
-
     names = rule.get("names") or []
     action = _action(rule.get("action"), rule.get("errnoRet"), f"the rule for {names}")
     if action == default:
@@ -137,8 +138,6 @@ def _add_syscall_rule(flt, rule: dict, default: int) -> None:
 
 
 def _condition(arg: dict, names: list) -> tuple:
-    from . import libseccomp as ls
-
     index, op = arg.get("index"), arg.get("op")
     if not isinstance(index, int) or not 0 <= index < _MAX_ARGS or op not in _OPS:
         raise MockerError(f"seccomp: invalid argument condition {arg} for {names}")

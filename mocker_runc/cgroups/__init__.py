@@ -3,7 +3,9 @@
     cg = cgroups.create(cgroups_path, resources, container_id)  # at `create`
     cg.add(pid)                                                  # the container's first process
     cg = cgroups.load(cgroups_path, container_id)                # later verbs: pause, ps, kill --all
+    cg = cgroups.from_paths(saved_cg_paths)                      # or from the paths saved at create
     cg.freeze(); cg.thaw(); cg.state(); cg.pids(); cg.stats(); cg.update(resources)
+    cg.kill_all(signal.SIGKILL)
     cg.remove()                                                  # at `delete`
 
 The host's hierarchies are found at run time (hierarchies.py): v1, v2, or hybrid
@@ -17,7 +19,7 @@ from mocker_common.errors import MockerError
 from .base import Cgroup
 from .hierarchies import Layout, Mount, detect
 
-__all__ = ["Cgroup", "Layout", "Mount", "create", "detect", "load"]
+__all__ = ["Cgroup", "Layout", "Mount", "create", "detect", "from_paths", "load"]
 
 
 def create(cgroups_path: str, resources: dict, container_id: str, *,
@@ -50,3 +52,16 @@ def load(cgroups_path: str, container_id: str, *, layout: Layout | None = None) 
         from .v1 import V1Cgroup
         return V1Cgroup.locate(layout, cgroups_path, container_id)
     raise MockerError("no cgroup hierarchy is mounted (none in /proc/self/mountinfo)")
+
+
+def from_paths(paths: dict[str, str]) -> Cgroup:
+    """The cgroup whose directories create() returned in `.paths` (saved in state).
+
+    Safer than load() for a relative cgroupsPath, which depends on the cgroup
+    of the process that resolves it.
+    """
+    if set(paths) == {"unified"}:
+        from .v2 import V2Cgroup
+        return V2Cgroup(paths, mountpoint=None)
+    from .v1 import V1Cgroup
+    return V1Cgroup(paths)

@@ -57,6 +57,28 @@ class Cgroup:
                 return sorted(set(fs.procs(self.paths[key])))
         return []
 
+    def kill_all(self, sig: int) -> None:
+        """Send sig to every process in the cgroup (runc kill --all).
+
+        The cgroup is frozen meanwhile, so that no process can fork a child
+        the signal would miss; a cgroup that was paused stays paused.
+        """
+        was_paused = self.state() == "paused"
+        try:
+            self.freeze()
+            frozen = True
+        except MockerError:
+            frozen = False  # no freezer: signal them anyway
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass  # exited meanwhile
+        finally:
+            if frozen and not was_paused:
+                self.thaw()
+
     def remove(self) -> None:
         """Remove the cgroup's directories. Kills nothing; fine if already gone."""
         for path in self._dirs():

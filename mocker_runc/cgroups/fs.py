@@ -14,7 +14,7 @@ from mocker_common.errors import MockerError
 
 # rmdir(2) of a cgroup fails with EBUSY while the kernel still counts a dying
 # task in it (a killed process is reaped a little after its parent sees it).
-_RMDIR_TRIES = 8
+_RMDIR_TRIES = 6
 _RMDIR_FIRST_WAIT = 0.01
 
 

@@ -14,6 +14,9 @@ import posixpath
 MOUNTINFO = "/proc/self/mountinfo"
 OWN_CGROUP = "/proc/self/cgroup"
 DEFAULT_PARENT = "/mocker"
+# v1 controllers (a v1 mount's super options also hold flags like xattr or noprefix)
+V1_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls",
+                  "net_prio", "blkio", "perf_event", "hugetlb", "pids", "rdma", "misc"}
 
 
 class Mount:
@@ -53,7 +56,10 @@ class Layout:
 
     @property
     def mode(self) -> str:
-        if self.v1:
+        """"v1", "hybrid" (v1 controllers and a cgroup2 tree), "v2" or "none"."""
+        # a lone name=systemd v1 tree (kept on some v2 hosts for old software)
+        # holds no controller: such a host is v2
+        if any(name in V1_CONTROLLERS for name in self.v1):
             return "hybrid" if self.unified else "v1"
         return "v2" if self.unified else "none"
 
@@ -74,9 +80,8 @@ def detect(mountinfo: str = MOUNTINFO) -> Layout:
                 layout.unified = mount
             elif fstype == "cgroup":
                 for opt in superopts.split(","):
-                    if opt in ("rw", "ro") or (("=" in opt) and not opt.startswith("name=")):
-                        continue
-                    layout.v1.setdefault(opt, mount)
+                    if opt in V1_CONTROLLERS or opt.startswith("name="):  # name=systemd: no controller
+                        layout.v1.setdefault(opt, mount)
     return layout
 
 

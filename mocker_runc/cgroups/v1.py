@@ -14,12 +14,21 @@ import time
 from cgroupspy import controllers as cs
 from cgroupspy.contenttypes import DeviceAccess
 from cgroupspy.interfaces import BaseFileInterface, IntegerFile
-from cgroupspy.nodes import Node
 
 from mocker_common.errors import MockerError
 
 from . import fs, hierarchies, resources as res
 from .base import Cgroup
+
+
+class _Dir:
+    """All a cgroupspy controller needs of its node: the directory, as bytes.
+
+    (cgroupspy's own Node would also pull in its tree code and logging.)
+    """
+
+    def __init__(self, path: str):
+        self.full_path = os.fsencode(path)
 
 
 class PidsController(cs.Controller):
@@ -213,8 +222,10 @@ class V1Cgroup(Cgroup):
             return
         ctl = self._controller("devices")
         self._set(ctl, "deny", DeviceAccess(DeviceAccess.TYPE_ALL), "device rule")
-        extra = [{"type": d.get("type", "c"), "major": d.get("major"), "minor": d.get("minor"),
-                  "access": "rwm"} for d in devices if d.get("type", "c") in "cb"]
+        # linux.devices: "u" is an unbuffered char device; a fifo ("p") needs no rule
+        kinds = {"c": "c", "u": "c", "b": "b"}
+        extra = [{"type": kinds[d["type"]], "major": d.get("major"), "minor": d.get("minor"),
+                  "access": "rwm"} for d in devices if d.get("type") in kinds]
         for rule in rules:
             self._set(ctl, "allow" if rule.get("allow") else "deny", _device_access(rule), "device rule")
         for rule in DEFAULT_DEVICE_RULES + extra:
@@ -270,7 +281,7 @@ class V1Cgroup(Cgroup):
     def _controller(self, name: str) -> cs.Controller:
         if name not in self.paths:
             raise MockerError(f"the {name} cgroup controller is not mounted on this host")
-        return CONTROLLER_CLASSES.get(name, cs.Controller)(Node(self.paths[name].encode()))
+        return CONTROLLER_CLASSES.get(name, cs.Controller)(_Dir(self.paths[name]))
 
     def _set(self, ctl: cs.Controller, attr: str, value, what: str) -> None:
         """Set a cgroupspy attribute (a typed file), naming the file on failure."""
@@ -296,8 +307,8 @@ def _errors(ctl: cs.Controller, filename: bytes, value, what: str):
 def _copy_parent_cpuset(path: str) -> None:
     """A new v1 cpuset starts with no CPUs and no memory nodes, and a process
     cannot join it so; fill them in from the parent, as runc does."""
-    child = cs.CpuSetController(Node(path.encode()))
-    parent = cs.CpuSetController(Node(os.path.dirname(path).encode()))
+    child = cs.CpuSetController(_Dir(path))
+    parent = cs.CpuSetController(_Dir(os.path.dirname(path)))
     for attr, what in (("cpus", "cpuset cpus"), ("mems", "cpuset mems")):
         if not getattr(child, attr):
             value = getattr(parent, attr)

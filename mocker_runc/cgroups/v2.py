@@ -22,7 +22,7 @@ _DEFAULT_CPU_PERIOD = 100000  # microseconds, the kernel's default for cpu.max
 def cpu_weight(shares: int) -> int:
     """cpu.weight (1..10000, default 100) for v1 cpu.shares (2..262144, default 1024).
 
-    runc's current mapping (since runc 1.3; older runc used a straight line,
+    runc's current mapping (since runc 1.3.2; older runc used a straight line,
     1 + (shares - 2) * 9999 / 262142, which maps the default 1024 to 39): a
     curve through (2, 1), (1024, 100) and (262144, 10000), so that the two
     defaults match.
@@ -67,7 +67,7 @@ class V2Cgroup(Cgroup):
 
     version = 2
 
-    def __init__(self, paths: dict[str, str], mountpoint: str):
+    def __init__(self, paths: dict[str, str], mountpoint: str | None):
         super().__init__(paths)
         self.mountpoint = mountpoint
 
