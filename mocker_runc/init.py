@@ -148,8 +148,7 @@ def _preload(spec: Spec) -> None:
     if spec.hooks["startContainer"] or spec.hooks["createContainer"]:
         import subprocess  # noqa: F401
     if spec.seccomp:
-        from . import libseccomp, seccomp  # noqa: F401
-        libseccomp.lib()  # dlopen the host's libseccomp.so now, while it is reachable
+        from . import seccomp  # noqa: F401
     from . import hooks  # noqa: F401
 
 
