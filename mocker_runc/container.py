@@ -373,6 +373,8 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
     ours, theirs = Channel.pair()
     joins = _namespaces_of(st.pid)
     seccomp = (st.config.get("linux") or {}).get("seccomp")
+    if seccomp:   # import (and dlopen libseccomp) now: in the container's mount namespace we cannot
+        from . import seccomp as _seccomp  # noqa: F401
     middle = os.fork()
     if middle == 0:
         ours.close()
