@@ -176,3 +176,13 @@ def test_net_host_shares_host_links_and_default_is_isolated(containerd, cid):
     assert host_eth0.split("link/ether ")[1].split()[0] in shared
     private = containerd(*containerd.run_args("--rm", IMAGE, cid + "n", "ip", "-o", "link")).stdout
     assert _link_names(private) == {"lo"}
+
+
+def test_systemd_cgroup_request_fails_clearly(containerd, cid):
+    # No systemd here: the runtime must refuse --systemd-cgroup with an error
+    # that says so, and leave no task behind.
+    result = containerd(*containerd.run_args("--rm", "--runc-systemd-cgroup", "--cgroup", f"system.slice:{cid}:x",
+                                             IMAGE, cid, "true"), check=False)
+    assert result.returncode != 0
+    assert "systemd" in result.stderr.lower(), containerd.explain(["run"], result)
+    assert task_status(containerd, cid) == "absent"
