@@ -66,10 +66,11 @@ def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_f
            next_step, *args) -> None:
     """Enter the namespaces, fork the container's process, report its pid."""
     chan.expect("go")              # the runtime has put us in the cgroup first
+    # Open them all first: once in the container's mount namespace, /proc is its own.
     fds = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag, path) for path, flag in joins]
     for fd, flag, path in fds:     # user namespace first: it owns the others
         try:
-            linux.setns(f"/proc/self/fd/{fd}", flag)
+            linux.setns(fd, flag)
         except OSError as err:
             raise MockerError(f"join namespace {path}: {os.strerror(err.errno)}") from None
         os.close(fd)

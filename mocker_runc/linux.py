@@ -92,13 +92,9 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
-def setns(path: str, nstype: int = 0) -> None:
-    """Join the namespace that the file at path (e.g. /proc/PID/ns/net) names."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        _check(_libc.setns(fd, nstype), "setns", path)
-    finally:
-        os.close(fd)
+def setns(fd: int, nstype: int = 0) -> None:
+    """Join the namespace that fd (an open /proc/PID/ns/* file) names."""
+    _check(_libc.setns(fd, nstype), "setns")
 
 
 # --- mounts -------------------------------------------------------------------
