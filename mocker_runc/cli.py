@@ -26,10 +26,19 @@ def version_text() -> str:
             f"python: {sys.version.split()[0]}")
 
 
+class _Version(argparse.Action):
+    """runc prints its version on several lines; argparse's action would re-wrap them."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="run an OCI runtime bundle in namespaces and cgroups, like runc")
-    parser.add_argument("-v", "--version", action="version", version=version_text())
+        prog=PROG, description="run an OCI runtime bundle in namespaces and cgroups, like runc",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--version", action=_Version, nargs=0, help="print the version")
     parser.add_argument("--root", default=None,
                         help=f"state directory (default {paths.runc_state_dir()})")
     parser.add_argument("--log", help="also write errors (and --debug lines) to this file")

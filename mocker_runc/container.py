@@ -95,6 +95,8 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     joins = [(ns.path, ns.flag) for ns in sorted(spec.namespaces, key=lambda n: n.type != "user")
              if ns.path]
     flags = sum(ns.flag for ns in spec.namespaces if not ns.path and ns.type != "user")
+    init.preload(spec.process, spec.seccomp,
+                 bool(spec.hooks["createContainer"] or spec.hooks["startContainer"]))
     middle = os.fork()
     if middle == 0:
         ours.close()
@@ -373,8 +375,7 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
     ours, theirs = Channel.pair()
     joins = _namespaces_of(st.pid)
     seccomp = (st.config.get("linux") or {}).get("seccomp")
-    if seccomp:   # import (and dlopen libseccomp) now: in the container's mount namespace we cannot
-        from . import seccomp as _seccomp  # noqa: F401
+    init.preload(proc, seccomp, False)
     middle = os.fork()
     if middle == 0:
         ours.close()

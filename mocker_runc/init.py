@@ -66,10 +66,11 @@ def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_f
            next_step, *args) -> None:
     """Enter the namespaces, fork the container's process, report its pid."""
     chan.expect("go")              # the runtime has put us in the cgroup first
+    # Open them all first: once in the container's mount namespace, /proc is its own.
     fds = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag, path) for path, flag in joins]
     for fd, flag, path in fds:     # user namespace first: it owns the others
         try:
-            linux.setns(f"/proc/self/fd/{fd}", flag)
+            linux.setns(fd, flag)
         except OSError as err:
             raise MockerError(f"join namespace {path}: {os.strerror(err.errno)}") from None
         os.close(fd)
@@ -96,7 +97,6 @@ def container_init(chan: Channel, spec: Spec, fifo_fd: int, no_pivot: bool) -> N
     _close_other_fds({chan.fileno(), fifo_fd})
     os.umask(0)
     in_userns = spec.namespace("user") is not None
-    _preload(spec)
     if spec.new_namespace("network"):
         linux.link_up("lo")
     rootfs.prepare(spec, in_userns)
@@ -142,14 +142,25 @@ def container_init(chan: Channel, spec: Spec, fifo_fd: int, no_pivot: bool) -> N
         os._exit(127)
 
 
-def _preload(spec: Spec) -> None:
-    """Import now what the steps after pivot_root need: the host's /usr is gone then."""
-    import fcntl  # noqa: F401  (terminal ioctls)
-    if spec.hooks["startContainer"] or spec.hooks["createContainer"]:
+def preload(proc: Process, seccomp_config: dict | None, container_hooks: bool) -> None:
+    """Import, before forking, every module the container side may need.
+
+    After pivot_root (or setns into the container's mount namespace) the host's
+    Python library is gone, and in a user namespace even before that: the
+    mapped root may not read /root or /usr/local. So nothing is imported there.
+    """
+    import fcntl  # noqa: F401  (terminal and network ioctls)
+    import socket  # noqa: F401
+    if proc.terminal:
+        import termios  # noqa: F401
+
+        from . import terminal  # noqa: F401
+    if container_hooks:
         import subprocess  # noqa: F401
-    if spec.seccomp:
+
+        from . import hooks  # noqa: F401
+    if seccomp_config:
         from . import seccomp  # noqa: F401
-    from . import hooks  # noqa: F401
 
 
 def _run_hooks(point: str, spec: Spec, state: dict) -> None:

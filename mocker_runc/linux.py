@@ -8,8 +8,11 @@ call's name) on failure, which the callers turn into one-line errors.
 """
 
 import ctypes
+import fcntl
 import os
 import platform
+import resource
+import socket
 import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -92,13 +95,9 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
-def setns(path: str, nstype: int = 0) -> None:
-    """Join the namespace that the file at path (e.g. /proc/PID/ns/net) names."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        _check(_libc.setns(fd, nstype), "setns", path)
-    finally:
-        os.close(fd)
+def setns(fd: int, nstype: int = 0) -> None:
+    """Join the namespace that fd (an open /proc/PID/ns/* file) names."""
+    _check(_libc.setns(fd, nstype), "setns")
 
 
 # --- mounts -------------------------------------------------------------------
@@ -145,9 +144,8 @@ def set_user(uid: int, gid: int, groups: list[int] | None) -> None:
     os.setresuid(uid, uid, uid)
 
 
-def setrlimit(resource: int, soft: int, hard: int) -> None:
-    import resource as _resource
-    _resource.setrlimit(resource, (soft, hard))
+def setrlimit(which: int, soft: int, hard: int) -> None:
+    resource.setrlimit(which, (soft, hard))
 
 
 # --- capabilities and prctl ---------------------------------------------------
@@ -212,7 +210,6 @@ _IFF_UP = 0x1
 
 def open_pty_master(ptmx: str) -> tuple[int, str]:
     """Open a new pty on the devpts instance of ptmx; return (master fd, slave path)."""
-    import fcntl
     master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
     number = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]
@@ -220,15 +217,12 @@ def open_pty_master(ptmx: str) -> tuple[int, str]:
 
 
 def make_controlling_tty(fd: int) -> None:
-    import fcntl
     os.setsid()
     fcntl.ioctl(fd, _TIOCSCTTY, 0)
 
 
 def link_up(name: str) -> None:
     """Set a network interface up (here: lo of a new network namespace)."""
-    import fcntl
-    import socket
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         ifreq = struct.pack("16sh14x", name.encode(), 0)
         flags = struct.unpack("16sh14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, ifreq))[1]
