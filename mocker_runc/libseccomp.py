@@ -42,6 +42,7 @@ ATTR_CTL_NNP = 3     # set no_new_privs when loading (on by default!)
 ATTR_CTL_TSYNC = 4   # apply to every thread of the process
 ATTR_CTL_LOG = 6     # log every action but ALLOW (SECCOMP_FILTER_FLAG_LOG)
 ATTR_CTL_SSB = 7     # keep speculative store bypass allowed (SECCOMP_FILTER_FLAG_SPEC_ALLOW)
+ATTR_API_SYSRAWRC = 9  # report the kernel's own errno (else libseccomp says ECANCELED)
 
 
 class ArgCmp(ctypes.Structure):
@@ -109,6 +110,7 @@ class Filter:
         self._ctx = lib().seccomp_init(default_action)
         if not self._ctx:
             raise MockerError(f"seccomp: invalid default action {default_action:#x}")
+        lib().seccomp_attr_set(self._ctx, ATTR_API_SYSRAWRC, 1)  # libseccomp < 2.5 lacks it: fine
 
     def __enter__(self):
         return self
@@ -137,7 +139,11 @@ class Filter:
 
     def load(self) -> None:
         """seccomp(2) SECCOMP_SET_MODE_FILTER: from now on the filter is enforced."""
-        _check(lib().seccomp_load(self._ctx), "cannot load the filter")
+        rc = lib().seccomp_load(self._ctx)
+        if rc == -errno.EACCES:
+            raise MockerError("seccomp: cannot load the filter: without no_new_privs it needs "
+                              "CAP_SYS_ADMIN, so load it before dropping capabilities")
+        _check(rc, "cannot load the filter")
 
     def export_pfc(self, fd: int) -> None:
         """Write the filter as readable pseudo-code (for debugging)."""

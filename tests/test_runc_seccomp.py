@@ -60,6 +60,7 @@ def status_field(name):
 
 
 CLONE_NEWNS, CLONE_NEWUTS = 0x00020000, 0x04000000
+PR_SET_NO_NEW_PRIVS = 38
 
 
 def unshare(flags):
@@ -198,6 +199,29 @@ def test_the_default_profile_refuses_clone_into_new_namespaces():
     stdout, stderr = result["ok"]
     assert stdout == "forked\n"
     assert "unshare" in stderr and os.strerror(MARK) in stderr
+
+
+def test_without_no_new_privs_an_unprivileged_process_cannot_load_a_filter():
+    """Why the runtime loads the filter before dropping privileges unless
+    process.noNewPrivileges is set (as runc does)."""
+    need_root()
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+
+    def as_nobody(no_new_privs):
+        def child():
+            flt = seccomp.prepare(profile)
+            os.setgid(65534)
+            os.setuid(65534)
+            if no_new_privs:
+                ctypes.CDLL(None).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+            flt.load()
+            return status_field("Seccomp")
+        return in_child(child)[1]
+
+    assert as_nobody(no_new_privs=True) == {"ok": "2"}
+    refused = as_nobody(no_new_privs=False)["error"]
+    assert "without no_new_privs it needs CAP_SYS_ADMIN" in refused
 
 
 def test_capabilities_widen_the_default_profile():
