@@ -124,24 +124,23 @@ def _own_cgroups() -> list[tuple[str, str]]:
 
 
 def _mount_cgroups(target: str, m: Mount) -> None:
-    """A `cgroup` mount: a tmpfs holding, per hierarchy, the container's own cgroup.
+    """A `cgroup` mount: a tmpfs holding, per v1 hierarchy, the container's own cgroup.
 
-    On this kind of host (v1 controllers plus an empty v2 tree) runc does the
-    same: bind mounts of the container's cgroup directory, so it never sees
-    its siblings or its parents.
+    Like runc on this kind of host (v1 controllers plus an empty v2 tree at
+    unified, which it leaves out): bind mounts of the container's cgroup
+    directories, so it never sees its siblings or its parents. The tmpfs
+    itself stays writable, as under runc 1.1.
     """
     _make_target(target, False)
     linux.mount("tmpfs", target, "tmpfs", m.flags & ~linux.MS_RDONLY, "mode=755")
     for name, path in _own_cgroups():
         host = os.path.join("/sys/fs/cgroup", name, path.lstrip("/"))
-        if not os.path.isdir(host):
+        if name == "unified" or not os.path.isdir(host):
             continue
         inside = os.path.join(target, name)
         os.makedirs(inside, exist_ok=True)
         linux.mount(host, inside, None, linux.MS_BIND | linux.MS_REC)
         linux.mount(None, inside, None, linux.MS_BIND | linux.MS_REMOUNT | m.flags)
-    if m.flags & linux.MS_RDONLY:
-        linux.mount(None, target, None, linux.MS_REMOUNT | m.flags, "mode=755")
 
 
 def make_device(rootfs: str, dev: Device, in_userns: bool) -> None:
