@@ -112,6 +112,20 @@ def lock_privileges(process: Process, seccomp_config: dict | None) -> None:
         seccomp.apply(seccomp_config)
 
 
+def home_of(uid: int) -> str:
+    """The user's home from the container's /etc/passwd, "/" if it has none (as runc)."""
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
 def execute(program: str, process: Process) -> None:
     env = dict(e.partition("=")[::2] for e in process.env)
+    env.setdefault("HOME", home_of(process.uid))
     os.execve(program, process.args, env)
