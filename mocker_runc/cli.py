@@ -154,9 +154,8 @@ def do_state(store, args):
 
 
 def _state_of(store, cid):
-    from . import cgroups
     st = store.load(cid)
-    return store.spec_state(st, store.status(st, cgroups.load(st.cgroups_path, cid)))
+    return store.spec_state(st, store.status(st, container.cgroup_of(st)))
 
 
 def do_kill(store, args):
@@ -185,9 +184,7 @@ def do_list(store, args):
 
 
 def do_ps(store, args):
-    from . import cgroups
-    st = store.load(args.id)
-    pids = cgroups.load(st.cgroups_path, args.id).pids()
+    pids = container.cgroup_of(store.load(args.id)).pids()
     if args.format == "json":
         print(json.dumps(pids))
         return

@@ -103,13 +103,15 @@ def become_user(process: Process) -> None:
                            f"{err.strerror}") from None
 
 
-def lock_privileges(process: Process, seccomp_config: dict | None) -> None:
-    """no_new_privs, then the seccomp filter: the last things before execve."""
+def lock_privileges(process: Process, seccomp_filter) -> None:
+    """no_new_privs, then the seccomp filter (built by the runtime): the last things before execve."""
     if process.no_new_privileges:
         linux.no_new_privs()
-    if seccomp_config:
-        from . import seccomp
-        seccomp.apply(seccomp_config)
+    if seccomp_filter is not None:
+        try:
+            seccomp_filter.load()
+        except MockerError as err:
+            raise ProcessError(f"load seccomp filter: {err}") from None
 
 
 def home_of(uid: int) -> str:

@@ -34,6 +34,7 @@ class ContainerState:
     pid_start: int = 0         # field 22 of /proc/PID/stat when we started it
     ready: bool = False        # create finished: init waits on the fifo
     cgroups_path: str = ""
+    cgroup_paths: dict = field(default_factory=dict)   # controller -> directory, from create
     annotations: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     owner: str = ""
