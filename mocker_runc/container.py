@@ -304,6 +304,15 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
     _run_hooks("poststop", spec, store.spec_state(st, "stopped"))
 
 
+def update(store: Store, cid: str, resources: dict) -> None:
+    with store.lock(cid):
+        st = store.load(cid)
+        cg = cgroup_of(st)
+        if store.status(st, cg) == "stopped":
+            raise NotRunning("container not running")
+        cg.update(resources)
+
+
 def pause(store: Store, cid: str, freeze: bool) -> None:
     with store.lock(cid):
         st = store.load(cid)
