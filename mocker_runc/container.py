@@ -50,7 +50,7 @@ def _now() -> str:
 
 def _write_pid_file(path: str | None, pid: int) -> None:
     if path:
-        atomic_write(os.path.abspath(path), str(pid).encode())
+        atomic_write(os.path.abspath(path), str(pid).encode(), durable=False)
 
 
 # --- create ---------------------------------------------------------------------

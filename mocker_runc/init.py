@@ -14,7 +14,6 @@ the runtime turns it into the command's one-line error.
 
 import os
 import sys
-import traceback
 
 from mocker_common.errors import MockerError
 
@@ -30,7 +29,7 @@ def _report(chan: Channel, err: BaseException) -> None:
         where = f" ({err.filename})" if err.filename else ""
         message = f"{err.strerror or err}{where}"
     else:
-        message = "".join(traceback.format_exception_only(err)).strip()
+        message = f"{type(err).__name__}: {err}"
     try:
         chan.send("error", message=message)
     except OSError:

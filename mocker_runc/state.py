@@ -85,7 +85,9 @@ class Store:
         return path
 
     def save(self, st: ContainerState) -> None:
-        atomic_write_json(os.path.join(self.dir(st.id), "state.json"), asdict(st), 0o600)
+        # Runtime state lives until reboot (runc keeps it on tmpfs): no fsync needed.
+        atomic_write_json(os.path.join(self.dir(st.id), "state.json"), asdict(st), 0o600,
+                          durable=False)
 
     def load(self, cid: str) -> ContainerState:
         try:

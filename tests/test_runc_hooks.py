@@ -2,6 +2,7 @@
 failures abort (config.md#posix-platform-hooks, runtime.md#lifecycle)."""
 
 import json
+import subprocess
 import os
 import time
 
@@ -102,3 +103,46 @@ def test_hook_timeout(runc_tool, new_bundle, unique, tmp_path):
     proc = runc_tool("run", "--bundle", str(bundle), unique)
     assert proc.returncode != 0 and "timed out after 1s" in proc.stderr
     assert not (runc_tool.root / unique).exists()
+
+
+NET_UP = r"""
+import json, subprocess, sys
+state = json.load(sys.stdin)
+pid, host = state["pid"], state["annotations"]["test.veth"]
+# the contract mocker-net relies on: pid is the container's init, in its own netns, not started yet
+subprocess.run(["ip", "link", "add", host, "type", "veth", "peer", "name", "eth0",
+                "netns", str(pid)], check=True)
+subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "addr", "add", "192.0.2.2/24",
+                "dev", "eth0"], check=True)
+subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "link", "set", "eth0", "up"], check=True)
+"""
+NET_DOWN = r"""
+import json, subprocess, sys
+state = json.load(sys.stdin)
+subprocess.run(["ip", "link", "del", state["annotations"]["test.veth"]], capture_output=True)
+with open(state["annotations"]["test.log"], "w") as f:
+    f.write(state["status"])
+"""
+
+
+def test_network_hook_contract(runc_tool, new_bundle, unique, tmp_path):
+    """A createRuntime hook wires a veth into the container's netns, as `mocker-net hook up`."""
+    import shutil
+    import sys
+    need = [shutil.which(tool) for tool in ("ip", "nsenter")]
+    if not all(need):
+        pytest.skip("needs ip and nsenter")
+    veth = "v" + unique   # 11 characters: fits IFNAMSIZ
+
+    def edit(config):
+        config["annotations"] = {"test.veth": veth, "test.log": str(tmp_path / "down")}
+        config["hooks"] = {
+            "createRuntime": [{"path": sys.executable, "args": ["python3", "-c", NET_UP]}],
+            "poststop": [{"path": sys.executable, "args": ["python3", "-c", NET_DOWN]}]}
+    bundle = new_bundle(["sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'"], edit=edit)
+    proc = runc_tool("run", "--bundle", str(bundle), unique)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "192.0.2.2/24"
+    assert (tmp_path / "down").read_text() == "stopped"
+    links = subprocess.run(["ip", "-o", "link", "show", veth], capture_output=True)
+    assert links.returncode != 0, "the host end of the veth is left"
