@@ -174,6 +174,9 @@ def _hand_over_console(master: int, opts: CreateOptions) -> int | None:
             os.close(master)
         return None
     if opts.keep_console:
+        # Size the pty now: the program may ask (stty size) before the proxy starts.
+        if os.isatty(0):
+            terminal.copy_window_size(0, master)
         return master
     os.close(master)
     raise MockerError("process.terminal is set: use --console-socket (or `run`)")
