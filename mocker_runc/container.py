@@ -339,8 +339,8 @@ def exit_code(status: int) -> int:
     return code if code >= 0 else 128 - code
 
 
-def wait_for(pid: int, master: int | None) -> int:
-    """Forward signals to pid (or proxy its terminal) until it exits; its exit code."""
+def forward_signals(pid: int) -> None:
+    """From now on, the signals a user sends us go to pid (runc does the same)."""
     def forward(signum, _frame):
         try:
             os.kill(pid, signum)
@@ -348,6 +348,10 @@ def wait_for(pid: int, master: int | None) -> int:
             pass
     for sig in FORWARDED:
         signal.signal(sig, forward)
+
+
+def wait_for(pid: int, master: int | None) -> int:
+    """Wait for pid (proxying its terminal, if any) to exit; its exit code."""
     if master is None:
         while True:
             try:
@@ -374,6 +378,8 @@ def run(store: Store, cid: str, bundle: str, opts: CreateOptions, detach: bool) 
         linux.set_child_subreaper()
         opts.keep_console = not opts.console_socket
     launched = create(store, cid, bundle, opts)
+    if not detach:
+        forward_signals(launched.pid)   # before start: the program may be quick
     try:
         start(store, cid)
     except BaseException:
@@ -424,6 +430,8 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
             if msg["type"] == "pid":
                 os.waitpid(middle, 0)
                 middle, pid = 0, msg["pid"]
+                if not opts.detach:
+                    forward_signals(pid)
             elif msg["type"] == "console":
                 master = _hand_over_console(
                     fds[0], CreateOptions(console_socket=opts.console_socket,
