@@ -103,15 +103,32 @@ def become_user(process: Process) -> None:
                            f"{err.strerror}") from None
 
 
+def seccomp_while_privileged(process: Process, seccomp_filter):
+    """Load the seccomp filter now if loading it needs privileges; return what is left to load.
+
+    Without no_new_privs the kernel lets only CAP_SYS_ADMIN install a filter
+    (seccomp(2)), so, as runc does, load it before become_user drops the
+    capabilities; with no_new_privs, leave it to lock_privileges, just before execve.
+    """
+    if seccomp_filter is not None and not process.no_new_privileges:
+        _load_seccomp(seccomp_filter)
+        return None
+    return seccomp_filter
+
+
 def lock_privileges(process: Process, seccomp_filter) -> None:
     """no_new_privs, then the seccomp filter (built by the runtime): the last things before execve."""
     if process.no_new_privileges:
         linux.no_new_privs()
     if seccomp_filter is not None:
-        try:
-            seccomp_filter.load()
-        except MockerError as err:
-            raise ProcessError(f"load seccomp filter: {err}") from None
+        _load_seccomp(seccomp_filter)
+
+
+def _load_seccomp(seccomp_filter) -> None:
+    try:
+        seccomp_filter.load()
+    except MockerError as err:
+        raise ProcessError(f"load seccomp filter: {err}") from None
 
 
 def home_of(uid: int) -> str:
