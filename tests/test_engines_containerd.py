@@ -116,6 +116,13 @@ def test_detached_exec_pause_ps_kill_rm(containerd, cid):
     containerd("task", "delete", cid)
     assert task_status(containerd, cid) == "absent"
     assert [path for path in cgroups.values() if path.exists()] == []   # delete removed the cgroup
+
+    # A new task for the same container: the runtime creates the same id again.
+    containerd("task", "start", "--detach", "--fifo-dir", containerd.base / "fifo", cid)
+    assert wait_status(containerd, cid, "RUNNING") == "RUNNING"
+    containerd("task", "kill", "--signal", "SIGKILL", cid)
+    assert wait_status(containerd, cid, "STOPPED") == "STOPPED"
+    containerd("task", "delete", cid)
     containerd("container", "delete", cid)
     assert cid not in containerd("container", "list", "--quiet").stdout
 

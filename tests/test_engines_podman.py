@@ -111,12 +111,15 @@ def test_detached_ps_exec_pause_stop_rm(podman, name):
     assert [path for path in cgroups.values() if path.exists()] == []   # delete removed the cgroup
 
 
-def test_kill(podman, name):
+def test_kill_then_start_again(podman, name):
     podman("run", "--detach", "--name", name, IMAGE, "sleep", "1000")
     podman("kill", "--signal", "KILL", name)
     podman("wait", name)
     state = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name).stdout.split()
     assert state == ["exited", "137"]
+    # `start` creates the container again under the same id: delete left nothing behind.
+    podman("start", name)
+    assert podman("exec", name, "echo", "again").stdout == "again\n"
 
 
 def test_run_and_exec_with_terminal(podman, name):
