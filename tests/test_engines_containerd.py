@@ -8,8 +8,11 @@ imports an OCI archive made from busybox-static, and runs tasks with
 RuntimeClass, uses.
 """
 
+import re
+import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +196,20 @@ def test_systemd_cgroup_request_fails_clearly(containerd, cid):
     assert result.returncode != 0
     assert "systemd" in result.stderr.lower(), containerd.explain(["run"], result)
     assert task_status(containerd, cid) == "absent"
+
+
+def test_documented_runtime_class_handler_is_valid_containerd_config(tmp_path):
+    """The CRI snippet in docs/engines.md parses, and declares the handler with our binary."""
+    if not shutil.which("containerd"):
+        pytest.skip("containerd is not installed (.ci/run installs it)")
+    docs = (Path(__file__).parent.parent / "docs" / "engines.md").read_text()
+    snippet = next(block for block in re.findall(r"```toml\n(.*?)```", docs, re.S)
+                   if "io.containerd.grpc.v1.cri" in block)
+    (tmp_path / "config.toml").write_text(snippet)
+    dump = subprocess.run(["containerd", "--config", tmp_path / "config.toml", "config", "dump"],
+                          capture_output=True, text=True, timeout=30)
+    assert dump.returncode == 0, dump.stderr
+    table = '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.mocker'
+    handler = dump.stdout.split(table + "]")[1].split(table + ".options]")
+    assert 'runtime_type = "io.containerd.runc.v2"' in handler[0]
+    assert 'BinaryName = "/usr/local/bin/mocker-runc"' in handler[1].split("\n\n")[0]
