@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from mocker_common import __version__, paths
+from mocker_common import __version__
 from mocker_common.errors import ExitCode, MockerError
 
 from . import container
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--version", action=_Version, nargs=0, help="print the version")
     parser.add_argument("--root", default=None,
-                        help=f"state directory (default {paths.runc_state_dir()})")
+                        help="state directory (default $MOCKER_RUN/runc, /run/mocker/runc)")
     parser.add_argument("--log", help="also write errors (and --debug lines) to this file")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--debug", action="store_true", help="log each step")
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         if args.systemd_cgroup:
             raise MockerError("--systemd-cgroup is not supported: mocker-runc manages "
                               "cgroupfs directly (drop the flag)", ExitCode.USAGE)
-        store = Store(args.root or str(paths.runc_state_dir()))
+        store = Store(args.root or _default_root())
         log.debug(f"{args.verb} {getattr(args, 'id', '')}")
         return int(VERBS[args.verb](store, args) or 0)
     except MockerError as err:
@@ -132,6 +132,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return int(ExitCode.INTERRUPTED)
+
+
+def _default_root() -> str:
+    from mocker_common import paths   # pathlib: only loaded when --root is not given
+    return str(paths.runc_state_dir())
 
 
 # --- one small function per verb ------------------------------------------------------

@@ -7,19 +7,18 @@ delete  -> processes gone, cgroup removed, state removed, poststop hooks
 run     = create + start + wait (+ delete); exec = a new process in a running one
 """
 
-import datetime
 import os
 import signal
 import time
 from dataclasses import dataclass
 
 from mocker_common.errors import Conflict, MockerError
-from mocker_common.files import atomic_write
 
 from . import cgroups, init, linux
 from . import spec as specs
 from .channel import Channel
-from .state import ContainerState, Store, proc_start_time
+from .runlog import utc_now
+from .state import ContainerState, Store, proc_start_time, write_atomically
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
@@ -44,13 +43,9 @@ class Launched:
     master: int | None = None
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def _write_pid_file(path: str | None, pid: int) -> None:
     if path:
-        atomic_write(os.path.abspath(path), str(pid).encode(), durable=False)
+        write_atomically(os.path.abspath(path), str(pid).encode())
 
 
 # --- create ---------------------------------------------------------------------
@@ -59,7 +54,7 @@ def create(store: Store, cid: str, bundle: str, opts: CreateOptions) -> Launched
     spec = specs.load(bundle)
     _check_host(spec)
     store.make(cid)
-    st = ContainerState(id=cid, bundle=spec.bundle, rootfs=spec.rootfs, created=_now(),
+    st = ContainerState(id=cid, bundle=spec.bundle, rootfs=spec.rootfs, created=utc_now(),
                         cgroups_path=spec.cgroups_path, annotations=spec.annotations,
                         config=spec.raw)
     undo = _Undo(store, spec, st)
@@ -200,7 +195,7 @@ class _Undo:
     def run(self) -> None:
         if self.middle:
             _kill_and_wait([self.middle])
-            os.waitpid(self.middle, 0)
+            _reap(self.middle)
         if self.st.pid:
             _kill_and_wait([self.st.pid])
         if self.cgroup is not None:
