@@ -7,14 +7,12 @@ Which failures stop the container (runtime.md#lifecycle):
 """
 
 import json
-import logging
 import os
+import sys
 
 from mocker_common.errors import MockerError
 
 from .spec import Hook
-
-log = logging.getLogger("mocker.runc")
 
 ABORTING = {"prestart", "createRuntime", "createContainer", "startContainer"}
 
@@ -53,4 +51,4 @@ def run_hooks(point: str, hooks: list[Hook], state: dict) -> None:
         except HookError as err:
             if point in ABORTING:
                 raise
-            log.warning("warning: %s", err)
+            print(f"mocker-runc: warning: {err}", file=sys.stderr)
