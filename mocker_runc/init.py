@@ -120,7 +120,9 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
     rootfs.enter(spec.rootfs, no_pivot)
     rootfs.finish(spec)
     if slave is not None:
-        _attach_terminal(slave)
+        _attach_terminal(slave)     # setsid, and the pty as controlling terminal
+    else:
+        os.setsid()                 # as under runc: the container's init leads its session
     process.set_limits(spec.process)
     program = process.lookup(spec.process)
     process.become_user(spec.process)

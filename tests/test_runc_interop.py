@@ -19,7 +19,7 @@ grep -E '^(Cap|NoNewPrivs|Seccomp:|Sig(Ign|Blk))' /proc/self/status; ulimit -n; 
 ls /dev | tr '\n' ' '; echo
 awk '{print $2, $3, $4}' /proc/mounts | sed 's/,size=[0-9a-z]*//; s/,nr_inodes=[0-9]*//; s/,inode64//' | sort
 touch /written 2>&1; ls /sys/firmware | wc -l; ip -o link | cut -d: -f2
-pwd; echo $PATH $HOME; readlink /dev/fd"""
+pwd; echo $PATH $HOME; readlink /dev/fd; cut -d' ' -f5,6 /proc/1/stat"""
 
 
 @pytest.fixture
