@@ -132,6 +132,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return int(ExitCode.INTERRUPTED)
+    except Exception as err:   # a bug or a missing module: still one line (--debug: the trace)
+        if args.debug:
+            import traceback
+            traceback.print_exc()
+        log.error(f"internal error: {type(err).__name__}: {err}")
+        return int(ExitCode.ERROR)
 
 
 def _default_root() -> str:
