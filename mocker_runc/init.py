@@ -122,7 +122,7 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
     if slave is not None:
         _attach_terminal(slave)     # setsid, and the pty as controlling terminal
     else:
-        os.setsid()                 # as under runc: the container's init leads its session
+        linux.new_session()         # as under runc: the container's init leads its session
     process.set_limits(spec.process)
     program = process.lookup(spec.process)
     process.become_user(spec.process)
