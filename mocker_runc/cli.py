@@ -12,7 +12,7 @@ import sys
 from mocker_common import __version__
 from mocker_common.errors import ExitCode, MockerError
 
-from . import container
+from . import container, foreground
 from . import spec as specs
 from .runlog import RunLog
 from .state import Store
@@ -159,7 +159,7 @@ def do_create(store, args):
 
 
 def do_run(store, args):
-    return container.run(store, args.id, args.bundle, _create_options(args), args.detach)
+    return foreground.run(store, args.id, args.bundle, _create_options(args), args.detach)
 
 
 def do_start(store, args):
@@ -224,9 +224,9 @@ def do_exec(store, args):
             raise specs.SpecError(f"process file {args.process}: {err}") from None
     else:
         proc = _process_from_flags(store, args)
-    opts = container.ExecOptions(pid_file=args.pid_file, console_socket=args.console_socket,
+    opts = foreground.ExecOptions(pid_file=args.pid_file, console_socket=args.console_socket,
                                  detach=args.detach)
-    return container.exec_(store, args.id, proc, opts)
+    return foreground.exec_(store, args.id, proc, opts)
 
 
 def _process_from_flags(store, args) -> specs.Process:

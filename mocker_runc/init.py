@@ -129,9 +129,9 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
     chan.send("ready")
     chan.close()
 
-    # runtime-spec: the process waits here until `start` (runc: exec.fifo).
+    # runtime-spec: the process waits here until `start` (runc: exec.fifo). The fd
+    # stays open (close-on-exec) so that `start` can see the execve happen.
     os.read(fifo_fd, 1)
-    os.close(fifo_fd)
     try:
         state["status"] = "running"
         _run_hooks("startContainer", spec, state)
