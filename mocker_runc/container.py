@@ -13,7 +13,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from mocker_common.errors import Conflict, MockerError
+from mocker_common.errors import Conflict, MockerError, NotFound
 
 from . import cgroups, init
 from . import spec as specs
@@ -299,7 +299,11 @@ def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:
 
 def delete(store: Store, cid: str, force: bool = False) -> None:
     with store.lock(cid):
-        st = store.load(cid)
+        try:
+            st = store.load(cid)
+        except NotFound:
+            store.remove(cid)   # a create killed before it wrote any state: nothing to stop
+            raise
         cg = cgroup_of(st)
         status = store.status(st, cg)
         if status in ("running", "paused") and not force:
