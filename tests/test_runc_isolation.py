@@ -223,8 +223,7 @@ def test_mount_destinations_cannot_escape_through_symlinks(runc_tool, new_bundle
     bundle = new_bundle(["sh", "-c", f"grep -c ' {outside}/sub tmpfs ' /proc/mounts"],
                         edit=edit)
     # a symlink in the image that points at a host path: it must resolve inside the rootfs
-    (bundle / "rootfs" / "escape").symlink_to("/outside-in-rootfs")
-    (bundle / "rootfs" / "outside-in-rootfs").symlink_to(str(outside))
+    (bundle / "rootfs" / "escape").symlink_to(outside)
     proc = run_in(runc_tool, bundle, unique, check=False)
     assert list(outside.iterdir()) == [], "a mount point was created on the host"
     assert proc.returncode == 0 and proc.stdout == "1\n", proc.stderr
