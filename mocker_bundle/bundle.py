@@ -101,13 +101,9 @@ def _overlay_rootfs(image: Image, bundle_dir: Path, rootfs: Path) -> None:
 
 def _copy_rootfs(image: Image, rootfs: Path) -> None:
     """--copy: apply every layer onto one plain directory, whiteouts deleting."""
-    from .extract import unpack_layer
-    from .layerstream import LayerStream
+    from .layerstream import unpack_verified
     for descriptor, diff_id in image.layers:
-        with LayerStream(image.blob(descriptor), descriptor.get("mediaType", ""),
-                         descriptor["digest"], diff_id) as stream:
-            unpack_layer(stream, rootfs, overlay=False, what=f"layer {descriptor['digest']}")
-            stream.finish()
+        unpack_verified(image.blob(descriptor), descriptor, diff_id, rootfs, overlay=False)
 
 
 def _write_config(image: Image, opts: BundleOptions, bundle_dir: Path, rootfs: Path,

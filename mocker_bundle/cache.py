@@ -35,17 +35,13 @@ def ensure_layer(blob: Path, descriptor: dict, diff_id: str) -> Path:
     with locked(paths.layer_cache() / "locks" / f"{final.name}.lock"):
         if final.is_dir():      # another mocker-bundle unpacked it while we waited
             return final
-        from .extract import unpack_layer     # tarfile, subprocess: only when unpacking
-        from .layerstream import LayerStream
+        from .layerstream import unpack_verified   # tarfile, subprocess: only when unpacking
         log.info("unpacking layer %s into the cache", descriptor["digest"])
         final.parent.mkdir(parents=True, exist_ok=True)
         scratch = _scratch_dir()
         try:
             os.chmod(scratch, 0o755)    # the layer's own "./" entry may change this
-            with LayerStream(blob, descriptor.get("mediaType", ""), descriptor["digest"],
-                             diff_id) as stream:
-                unpack_layer(stream, scratch, overlay=True, what=f"layer {descriptor['digest']}")
-                stream.finish()
+            unpack_verified(blob, descriptor, diff_id, Path(scratch), overlay=True)
             os.rename(scratch, final)
         except BaseException:
             remove_tree(scratch)

@@ -63,14 +63,15 @@ class LayerStream:
         while self.read(CHUNK):
             pass
         if self._proc is not None:
-            stderr = self._proc.stderr.read().decode(errors="replace").strip()
-            if self._proc.wait() != 0:
-                detail = stderr.splitlines()[-1] if stderr else f"exit {self._proc.returncode}"
-                raise Corrupt(f"layer {self.digest}: cannot decompress ({self.compression}): {detail}")
+            # The stored blob's digest first: if it is wrong, that explains everything after.
             self._thread.join()
             if "error" in self._blob_digest:
                 raise self._blob_digest["error"]
             check_digest(self.digest, self._blob_digest["value"], f"layer blob {self.blob.name}")
+            stderr = self._proc.stderr.read().decode(errors="replace").strip()
+            if self._proc.wait() != 0:
+                detail = stderr.splitlines()[-1] if stderr else f"exit {self._proc.returncode}"
+                raise Corrupt(f"layer {self.digest}: cannot decompress ({self.compression}): {detail}")
         else:
             check_digest(self.digest, _hexdigest(self._hasher), f"layer blob {self.blob.name}")
         check_digest(self.diff_id, _hexdigest(self._hasher),
@@ -96,3 +97,21 @@ class LayerStream:
 
 def _hexdigest(hasher) -> str:
     return f"{hasher.name}:{hasher.hexdigest()}"
+
+
+def unpack_verified(blob: Path, descriptor: dict, diff_id: str, dest: Path, overlay: bool) -> None:
+    """Unpack a layer blob into dest (see extract.py), then check its digests.
+
+    dest may hold a partial tree when this raises: callers throw it away.
+    When the tar is unreadable, a bad digest or decompression error is the real
+    cause and is reported instead.
+    """
+    from .extract import unpack_layer
+    what = f"layer {descriptor['digest']}"
+    with LayerStream(blob, descriptor.get("mediaType", ""), descriptor["digest"], diff_id) as stream:
+        try:
+            unpack_layer(stream, dest, overlay=overlay, what=what)
+        except Corrupt:
+            stream.finish()      # raises the digest or decompression error, if there is one
+            raise
+        stream.finish()
