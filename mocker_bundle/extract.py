@@ -31,6 +31,7 @@ OVERLAY_OPAQUE = "trusted.overlay.opaque"
 # xattrs a layer may not set: they steer overlayfs itself (redirects, opaque, metacopy).
 FORBIDDEN_XATTR_PREFIX = "trusted.overlay."
 COPY_CHUNK = 1 << 20
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def unpack_layer(stream, dest, overlay: bool, what: str = "layer") -> None:
@@ -39,6 +40,8 @@ def unpack_layer(stream, dest, overlay: bool, what: str = "layer") -> None:
         tar = tarfile.open(fileobj=stream, mode="r|")
     except tarfile.ReadError as err:
         raise Corrupt(f"{what}: not a tar archive ({err})") from None
+    # Files are created with their final permission bits: no umask may narrow them.
+    saved_umask = os.umask(0)
     with RootDir(dest) as root:
         writer = LayerWriter(root, overlay)
         member = None
@@ -57,6 +60,8 @@ def unpack_layer(stream, dest, overlay: bool, what: str = "layer") -> None:
                 raise
             raise Corrupt(f"{what}: cannot apply entry {_entry_name(member)}: "
                           f"{err.strerror or err}") from None
+        finally:
+            os.umask(saved_umask)
 
 
 def _entry_name(member) -> str:
@@ -87,18 +92,16 @@ class LayerWriter:
         if member.isdir():
             self._make_dir(dir_fd, name, parts, member)
         elif member.isreg():
-            self._clear(dir_fd, name, parts)
-            self._write_file(dir_fd, name, member, data)
+            self._write_file(dir_fd, name, parts, member, data)
         elif member.issym():
-            self._clear(dir_fd, name, parts)
-            os.symlink(member.linkname, name, dir_fd=dir_fd)
+            self._create(os.symlink, member.linkname, name, dir_fd=dir_fd, parts=parts)
             self._set_metadata(dir_fd, name, member)
         elif member.islnk():
             self._hardlink(dir_fd, name, parts, member)
         elif member.ischr() or member.isblk() or member.isfifo():
-            self._clear(dir_fd, name, parts)
             kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK if member.isblk() else stat.S_IFIFO
-            os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=dir_fd)
+            self._create(os.mknod, name, kind | 0o600, os.makedev(member.devmajor, member.devminor),
+                         dir_fd=dir_fd, parts=parts)
             self._set_metadata(dir_fd, name, member)
         else:
             raise Corrupt(f"unsupported tar entry type {member.type!r}")
@@ -118,16 +121,31 @@ class LayerWriter:
     # -- entries ----------------------------------------------------------------
 
     def _make_dir(self, dir_fd, name, parts, member) -> None:
-        existing = lstat_at(dir_fd, name)
-        if existing is None or not stat.S_ISDIR(existing.st_mode):
-            self._clear(dir_fd, name, parts)
-            os.mkdir(name, 0o700, dir_fd=dir_fd)
+        try:
+            os.mkdir(name, member.mode & 0o777, dir_fd=dir_fd)
+        except FileExistsError:
+            existing = os.lstat(name, dir_fd=dir_fd)
+            if not stat.S_ISDIR(existing.st_mode):
+                self._clear(dir_fd, name, parts)
+                os.mkdir(name, member.mode & 0o777, dir_fd=dir_fd)
         self._set_metadata(dir_fd, name, member, set_time=False)
         self.dir_times.append((parts, _mtime_ns(member)))
 
-    def _write_file(self, dir_fd, name, member, data) -> None:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=dir_fd)
+    def _create(self, make, *args, dir_fd, parts):
+        """make(*args, dir_fd=dir_fd); if something is in the way, remove it and retry.
+
+        Trying first saves an lstat per entry in the common case, an empty place.
+        make never follows a symlink that is in the way (O_EXCL, symlinkat, mknodat).
+        """
+        try:
+            return make(*args, dir_fd=dir_fd)
+        except FileExistsError:
+            self._clear(dir_fd, parts[-1], parts)
+            return make(*args, dir_fd=dir_fd)
+
+    def _write_file(self, dir_fd, name, parts, member, data) -> None:
+        fd = self._create(os.open, name, _CREATE_FLAGS, member.mode & 0o777, dir_fd=dir_fd,
+                          parts=parts)
         try:
             remaining = member.size
             while remaining:
@@ -137,7 +155,8 @@ class LayerWriter:
                 _write_all(fd, chunk)
                 remaining -= len(chunk)
             os.fchown(fd, member.uid, member.gid)
-            os.fchmod(fd, member.mode & 0o7777)   # after chown, which clears setuid bits
+            if member.mode & 0o7000:
+                os.fchmod(fd, member.mode & 0o7777)   # after chown, which clears setuid bits
             for key, value in _xattrs(member):
                 os.setxattr(fd, key, value)       # after chown, which drops security.capability
             mtime = _mtime_ns(member)

@@ -74,9 +74,10 @@ class RootDir:
             self._dir_fds[tuple(keep)] = kept
 
     def trim_cache(self) -> None:
-        """Bound the descriptor cache; call between entries, never while holding a borrowed fd."""
-        if len(self._dir_fds) >= FD_CACHE_SIZE:
-            self.forget_dirs()
+        """Bound the descriptor cache (oldest out first); call between entries, never
+        while holding a borrowed descriptor."""
+        while len(self._dir_fds) >= FD_CACHE_SIZE:
+            os.close(self._dir_fds.pop(next(iter(self._dir_fds))))
 
     def open_dir(self, parts: list[str], create: bool) -> int:
         """A descriptor of the directory `parts` names (borrowed; do not close).
