@@ -18,11 +18,11 @@ Every path goes through rootdir.RootDir, so no entry can reach outside `dest`.
 import errno
 import os
 import stat
-import tarfile
 
 from mocker_common.errors import Corrupt
 
 from .rootdir import RootDir, UnsafePath, lstat_at, remove_at, split_entry_path
+from .tarstream import TarEntry, TarReader
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -36,25 +36,21 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOE
 
 def unpack_layer(stream, dest, overlay: bool, what: str = "layer") -> None:
     """Apply the tar read from `stream` to directory dest; `what` names the layer in errors."""
-    try:
-        tar = tarfile.open(fileobj=stream, mode="r|")
-    except tarfile.ReadError as err:
-        raise Corrupt(f"{what}: not a tar archive ({err})") from None
     # Files are created with their final permission bits: no umask may narrow them.
     saved_umask = os.umask(0)
     with RootDir(dest) as root:
         writer = LayerWriter(root, overlay)
         member = None
         try:
+            tar = TarReader(stream)
             for member in tar:
-                writer.add(member, tar.fileobj)
+                writer.add(member, tar)
             writer.finish()
         except UnsafePath as err:
             raise UnsafePath(f"{what}: refusing entry {_entry_name(member)}: {err}") from None
-        except tarfile.TarError as err:
-            raise Corrupt(f"{what}: bad tar data after entry {_entry_name(member)}: {err}") from None
         except Corrupt as err:
-            raise Corrupt(f"{what}: entry {_entry_name(member)}: {err}") from None
+            where = f"entry {_entry_name(member)}: " if member is not None else ""
+            raise Corrupt(f"{what}: {where}{err}") from None
         except OSError as err:
             if err.errno == errno.ENOSPC:
                 raise
@@ -77,7 +73,7 @@ class LayerWriter:
         self.seen: set[str] = set()          # paths this layer wrote: its whiteouts spare them
         self.dir_times: list[tuple[list[str], int]] = []
 
-    def add(self, member: tarfile.TarInfo, data) -> None:
+    def add(self, member: TarEntry, data) -> None:
         self.root.trim_cache()
         base = member.name.rstrip("/").rsplit("/", 1)[-1]
         if base.startswith(WHITEOUT):
