@@ -73,7 +73,7 @@ def test_pax_xattrs_keep_their_bytes():
         "utf-8", "surrogateescape") == value
 
 
-@pytest.mark.parametrize("garbage", [b"not a tar at all" * 64, b"\x01" * 512])
+@pytest.mark.parametrize("garbage", [b"not a tar at all" * 64, b"\x01" * 512], ids=["text", "ones"])
 def test_garbage_is_refused(garbage):
     with pytest.raises(Corrupt, match="not a tar"):
         list(TarReader(io.BytesIO(garbage)))
