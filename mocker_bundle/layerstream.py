@@ -44,7 +44,7 @@ class LayerStream:
         self._error = None
         self._queue = queue.Queue(QUEUE_CHUNKS)
         self._stop = threading.Event()
-        self._buffer, self._pos, self._eof = b"", 0, False
+        self._buffer, self._pos, self._eof = b"", 0, False   # a chunk being handed out
         self._thread = threading.Thread(target=self._produce, daemon=True)
         self._thread.start()
 
@@ -100,16 +100,19 @@ class LayerStream:
     # -- the consumer side ---------------------------------------------------------
 
     def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            size = 1 << 62
-        while len(self._buffer) - self._pos < size and not self._eof:
+        """Up to size bytes (fewer at a chunk's end, b"" at the end), as a raw read() does."""
+        if self._pos >= len(self._buffer):
+            if self._eof:
+                return b""
             chunk = self._queue.get()
             if chunk is None:
                 self._eof = True
-                break
-            self._buffer = self._buffer[self._pos:] + chunk
-            self._pos = 0
-        data = self._buffer[self._pos:self._pos + size]
+                return b""
+            if size < 0 or len(chunk) <= size:
+                return chunk            # the common case: no copy
+            self._buffer, self._pos = chunk, 0
+        end = len(self._buffer) if size < 0 else self._pos + size
+        data = self._buffer[self._pos:end]
         self._pos += len(data)
         return data
 

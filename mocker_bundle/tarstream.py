@@ -145,8 +145,9 @@ class TarReader:
         entry.gid = int(pax["gid"]) if "gid" in pax else _number(fields[3])
         entry.size = int(pax["size"]) if "size" in pax else size
         entry.mtime = float(pax["mtime"]) if "mtime" in pax else _number(fields[5])
-        entry.devmajor = _number(fields[13])
-        entry.devminor = _number(fields[14])
+        is_device = kind in (_CHAR, _BLOCK)
+        entry.devmajor = _number(fields[13]) if is_device else 0
+        entry.devminor = _number(fields[14]) if is_device else 0
         entry.pax_headers = pax
         # Only regular files carry data (as tarfile and GNU tar read it).
         self._data_left = entry.size if entry.isreg() else 0

@@ -23,9 +23,7 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """Parse argv, offering shell completion first when argcomplete asks for it."""
-    # argcomplete only works when the shell's completion hook runs us (it sets
-    # _ARGCOMPLETE); importing it costs ~20 ms, so skip it on every other start.
-    if "_ARGCOMPLETE" in os.environ:
+    if "_ARGCOMPLETE" in os.environ:   # set only when the shell's completion hook runs us
         try:
             import argcomplete
             argcomplete.autocomplete(parser)
