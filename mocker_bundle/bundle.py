@@ -1,8 +1,8 @@
 """Making and removing runtime bundles: the steps, in order, over the other modules.
 
 A bundle (runtime-spec bundle.md) is a directory with config.json and rootfs/.
-Ours also keeps, for the default overlay rootfs, overlay/upper (the container's
-own changes) and overlay/work (overlayfs scratch), and volumes/ for the image's
+Ours also keeps, for the default overlay rootfs, upper/ (the container's own
+changes) and work/ (overlayfs scratch), and volumes/ for the image's
 Volumes.
 """
 
@@ -24,7 +24,7 @@ from .cache import ensure_layer, remove_tree
 from .convert import NETWORK_ANNOTATION, runtime_config
 from .image import Image
 from .options import BundleOptions
-from .profile import DEFAULT_NOFILE
+from .profile import DEFAULT_CAPABILITIES, DEFAULT_NOFILE
 from .rootdir import make_dirs_in_root, read_file_in_root
 
 log = logging.getLogger("mocker.bundle")
@@ -53,7 +53,7 @@ def host_defaults(opts: BundleOptions, bundle_dir: Path) -> BundleOptions:
         except ImportError:
             pass
         else:
-            opts.seccomp = default_profile()
+            opts.seccomp = default_profile(list(DEFAULT_CAPABILITIES))
     return opts
 
 
@@ -92,8 +92,8 @@ def _overlay_rootfs(image: Image, bundle_dir: Path, rootfs: Path) -> None:
         raise MockerError(f"{image.ref} has no layers")
     lowers = [ensure_layer(image.blob(descriptor), descriptor, diff_id)
               for descriptor, diff_id in image.layers]
-    upper, work = bundle_dir / "overlay" / "upper", bundle_dir / "overlay" / "work"
-    upper.mkdir(parents=True)
+    upper, work = bundle_dir / "upper", bundle_dir / "work"
+    upper.mkdir()
     work.mkdir()
     os.chmod(upper, 0o755)      # the rootfs's "/" as the container sees it
     mount.mount_overlay(rootfs, lowers, upper, work)

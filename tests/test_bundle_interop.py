@@ -86,7 +86,7 @@ def test_runc_container_writes_stay_in_the_bundle(root, runc, configured_layout,
     try:
         result = runc(bundle, unique)
         assert result.returncode == 0, result.stderr
-        assert (bundle / "overlay/upper/etc/new.txt").read_text() == "hi\n"
+        assert (bundle / "upper/etc/new.txt").read_text() == "hi\n"
         assert (shared / "out.txt").read_text() == "out\n"
         cached = root / "layers" / "sha256"
         assert not any((layer / "etc/new.txt").exists() for layer in cached.iterdir())
