@@ -2,7 +2,7 @@
 
     layers/sha256/<hex>/     one layer's files, whiteouts as overlayfs markers
     layers/locks/<hex>.lock  held while that layer is being unpacked
-    layers/tmp/              scratch directories, renamed into place when complete
+    layers/tmp/unpack-<hex>-*  scratch directories, renamed into place when complete
 
 A cache entry appears by rename(2) only after its digests were checked, so a
 directory under sha256/ is always a whole, verified layer.
@@ -38,7 +38,7 @@ def ensure_layer(blob: Path, descriptor: dict, diff_id: str) -> Path:
         from .layerstream import unpack_verified   # tarfile, subprocess: only when unpacking
         log.info("unpacking layer %s into the cache", descriptor["digest"])
         final.parent.mkdir(parents=True, exist_ok=True)
-        scratch = _scratch_dir()
+        scratch = _scratch_dir(final.name)
         try:
             os.chmod(scratch, 0o755)    # the layer's own "./" entry may change this
             unpack_verified(blob, descriptor, diff_id, Path(scratch), overlay=True)
@@ -49,10 +49,19 @@ def ensure_layer(blob: Path, descriptor: dict, diff_id: str) -> Path:
     return final
 
 
-def _scratch_dir() -> str:
+def _scratch_dir(hexpart: str) -> str:
+    """A new scratch directory for this layer; call with the layer's lock held.
+
+    Scratch directories of this layer left by a killed mocker-bundle are removed
+    first: holding the lock, we know nobody is still writing them.
+    """
     tmp = paths.layer_cache() / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkdtemp(dir=tmp, prefix="unpack-")
+    prefix = f"unpack-{hexpart}-"
+    for stale in tmp.glob(prefix + "*"):
+        log.info("removing %s, left by an interrupted unpack", stale)
+        remove_tree(stale)
+    return tempfile.mkdtemp(dir=tmp, prefix=prefix)
 
 
 def remove_tree(path) -> None:
