@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import resource
-import secrets
 import shutil
 from pathlib import Path
 
@@ -33,7 +32,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 def container_id(name: str | None, bundle_dir: Path | None) -> str:
     """--name, else the bundle directory's name, else a new random id (64 hex, as Docker's)."""
-    chosen = name or (Path(bundle_dir).resolve().name if bundle_dir else secrets.token_hex(32))
+    chosen = name or (Path(bundle_dir).resolve().name if bundle_dir else os.urandom(32).hex())
     if not _NAME.match(chosen):
         raise MockerError(f"invalid container name {chosen!r}: use letters, digits, '_', '.', '-'")
     return chosen
@@ -61,6 +60,8 @@ def create_bundle(image: Image, opts: BundleOptions, bundle_dir: Path, copy: boo
                   validate: bool = True) -> Path:
     """Make bundle_dir (new or empty) into a bundle of image; on failure leave nothing."""
     bundle_dir = Path(bundle_dir).absolute()
+    log.info("image %s: manifest %s, %d layers", image.ref, image.manifest_digest,
+             len(image.layers))
     made_dir = _claim_dir(bundle_dir)
     try:
         rootfs = bundle_dir / "rootfs"
@@ -120,6 +121,9 @@ def _write_config(image: Image, opts: BundleOptions, bundle_dir: Path, rootfs: P
         from .validate import validate_config
         validate_config(config)
     atomic_write_json(bundle_dir / "config.json", config)
+    log.info("wrote %s: %s as uid %d in %s", bundle_dir / "config.json",
+             " ".join(config["process"]["args"]), config["process"]["user"]["uid"],
+             config["process"]["cwd"])
 
 
 def _text(data: bytes | None) -> str | None:

@@ -10,7 +10,6 @@ directory under sha256/ is always a whole, verified layer.
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 from mocker_common import paths
@@ -31,6 +30,7 @@ def ensure_layer(blob: Path, descriptor: dict, diff_id: str) -> Path:
     """The cache directory of this layer, unpacking it first if it is not there yet."""
     final = cached_layer_path(diff_id)
     if final.is_dir():
+        log.info("layer %s: cached in %s", descriptor["digest"], final)
         return final
     with locked(paths.layer_cache() / "locks" / f"{final.name}.lock"):
         if final.is_dir():      # another mocker-bundle unpacked it while we waited
@@ -55,6 +55,7 @@ def _scratch_dir(hexpart: str) -> str:
     Scratch directories of this layer left by a killed mocker-bundle are removed
     first: holding the lock, we know nobody is still writing them.
     """
+    import tempfile
     tmp = paths.layer_cache() / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     prefix = f"unpack-{hexpart}-"

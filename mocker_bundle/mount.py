@@ -2,11 +2,13 @@
 
 import ctypes
 import ctypes.util
+import logging
 import os
 from pathlib import Path
 
 from mocker_common.errors import MockerError
 
+log = logging.getLogger("mocker.bundle")
 MNT_DETACH = 2
 # mount(2) takes its options as one page: this bounds the lowerdir list.
 MAX_OPTIONS = 4095
@@ -36,6 +38,7 @@ def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path) -> 
     if len(options) > MAX_OPTIONS:
         raise MockerError(f"image has too many layers ({len(lowers)}) for one overlay mount; "
                           "use --copy")
+    log.info("cd %s && mount -t overlay overlay -o %s %s", base, options, target)
     saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.chdir(base)
@@ -49,6 +52,7 @@ def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path) -> 
 
 
 def unmount(target: Path) -> None:
+    log.info("umount --lazy %s", target)
     if _lib().umount2(os.fsencode(target), MNT_DETACH) != 0:
         err = ctypes.get_errno()
         raise MockerError(f"cannot unmount {target}: {os.strerror(err)}")
