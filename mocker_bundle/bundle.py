@@ -12,6 +12,7 @@ import os
 import re
 import resource
 import shutil
+import subprocess
 from pathlib import Path
 
 from mocker_common import paths
@@ -24,7 +25,7 @@ from .convert import NETWORK_ANNOTATION, runtime_config
 from .image import Image
 from .options import BundleOptions
 from .profile import DEFAULT_CAPABILITIES, DEFAULT_NOFILE
-from .rootdir import make_dirs_in_root, read_file_in_root
+from .rootdir import RootDir, container_parts, make_dirs_in_root, read_file_in_root
 
 log = logging.getLogger("mocker.bundle")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -116,7 +117,7 @@ def _write_config(image: Image, opts: BundleOptions, bundle_dir: Path, rootfs: P
     make_dirs_in_root(rootfs, config["process"]["cwd"])
     for mnt in config["mounts"]:
         if mnt["type"] == "bind" and mnt["source"].startswith(opts.volumes_dir + "/"):
-            os.makedirs(mnt["source"], mode=0o755, exist_ok=True)
+            _make_volume(rootfs, mnt["destination"], Path(mnt["source"]))
     if validate:
         from .validate import validate_config
         validate_config(config)
@@ -124,6 +125,22 @@ def _write_config(image: Image, opts: BundleOptions, bundle_dir: Path, rootfs: P
     log.info("wrote %s: %s as uid %d in %s", bundle_dir / "config.json",
              " ".join(config["process"]["args"]), config["process"]["user"]["uid"],
              config["process"]["cwd"])
+
+
+def _make_volume(rootfs: Path, destination: str, source: Path) -> None:
+    """A directory for one of the image's Volumes, seeded (as Docker does) with
+    what the image has at that path: files, owners, modes, links, xattrs."""
+    source.parent.mkdir(exist_ok=True)
+    with RootDir(rootfs, container_view=True) as tree:
+        try:
+            fd = tree.open_dir(container_parts(destination), create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            source.mkdir(mode=0o755)
+            return
+        # The directory was resolved inside the rootfs (as the container sees it);
+        # cp reads it through our fd, so a symlink cannot point the copy at the host.
+        subprocess.run(["cp", "-a", "--", f"/proc/self/fd/{fd}/.", str(source)],
+                       pass_fds=[fd], check=True, capture_output=True)
 
 
 def _text(data: bytes | None) -> str | None:

@@ -42,10 +42,18 @@ def split_entry_path(name: str) -> list[str]:
 
 
 class RootDir:
-    """A directory opened once; paths under it are resolved without leaving it."""
+    """A directory opened once; paths under it are resolved without leaving it.
 
-    def __init__(self, path):
+    Two policies for what would leave it. For layer entries (the default) a
+    symlink with an absolute target, or a `..` above the root, is refused: a
+    layer that needs them is hostile. With container_view=True, paths resolve as
+    the container will see them, as if chrooted: an absolute target starts again
+    at the root and `..` stops there (for WorkingDir, Volumes, /etc/passwd).
+    """
+
+    def __init__(self, path, container_view: bool = False):
         self.path = os.fspath(path)
+        self.container_view = container_view
         self.fd = os.open(self.path, _DIR_FLAGS)
         self._dir_fds: dict[tuple, int] = {}
 
@@ -94,9 +102,11 @@ class RootDir:
 
     def parent(self, name: str, create: bool = True) -> tuple[int, str, list[str]]:
         """(fd of the parent directory, last component, all components) for an entry path."""
-        parts = split_entry_path(name)
+        parts = container_parts(name) if self.container_view else split_entry_path(name)
         if not parts:
             return self.fd, ".", parts
+        if parts[-1] == "..":      # container view only: a directory, never a file's name
+            raise FileNotFoundError(name)
         return self.open_dir(parts[:-1], create), parts[-1], parts
 
     def _walk(self, parts: list[str], create: bool) -> int:
@@ -112,20 +122,24 @@ class RootDir:
                 if part in ("", "."):
                     continue
                 if part == "..":
-                    if len(stack) == 1:
+                    if len(stack) > 1:
+                        os.close(stack.pop())
+                    elif not self.container_view:
                         raise UnsafePath(f"path {shown!r} leads out of the root through a symlink")
-                    os.close(stack.pop())
                     continue
                 fd, link = _open_component(stack[-1], part, create)
                 if link is None:
                     stack.append(fd)
                     continue
                 followed += 1
-                if link.startswith("/"):
-                    raise UnsafePath(f"path {shown!r} goes through symlink {part!r} -> {link!r}, "
-                                     "an absolute path outside the root")
                 if followed > MAX_SYMLINKS:
                     raise Corrupt(f"too many levels of symlinks in {shown!r}")
+                if link.startswith("/"):
+                    if not self.container_view:
+                        raise UnsafePath(f"path {shown!r} goes through symlink {part!r} -> "
+                                         f"{link!r}, an absolute path outside the root")
+                    while len(stack) > 1:       # start again at the root
+                        os.close(stack.pop())
                 pending.extend(reversed(link.split("/")))
             result = stack.pop()
         finally:
@@ -181,26 +195,34 @@ def remove_at(dir_fd: int, name: str) -> None:
 
 
 def read_file_in_root(root, path: str, limit: int = 1 << 20) -> bytes | None:
-    """The content of a file inside root (e.g. /etc/passwd), or None if missing.
-
-    Symlinks are resolved inside the root like any layer path, so a rootfs whose
-    /etc/passwd links to the host's cannot make us read the host's file.
-    """
-    try:
-        with RootDir(root) as tree:
-            dir_fd, name, _ = tree.parent(path.lstrip("/"), create=False)
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    """The content of a file inside root (e.g. /etc/passwd) as the container sees
+    it, or None if missing. Every symlink on the way, the file's own included, is
+    resolved inside the root: a rootfs whose /etc/passwd links to /etc/shadow
+    reads the rootfs's /etc/shadow, never the host's."""
+    with RootDir(root, container_view=True) as tree:
+        for _ in range(MAX_SYMLINKS):
+            try:
+                dir_fd, name, parts = tree.parent(path.lstrip("/"), create=False)
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as err:
+                if err.errno != errno.ELOOP:
+                    raise
+                link = os.readlink(name, dir_fd=dir_fd)     # the file is a symlink
+                path = link if link.startswith("/") else "/".join(parts[:-1] + [link])
+                continue
             with os.fdopen(fd, "rb") as f:
                 return f.read(limit)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as err:
-        if err.errno == errno.ELOOP:  # the file itself is a symlink: not followed
-            return None
-        raise
+    raise Corrupt(f"too many levels of symlinks in {path!r}")
 
 
 def make_dirs_in_root(root, path: str) -> None:
-    """Create directory path (and parents) inside root, as `mkdir -p` would, never leaving it."""
-    with RootDir(root) as tree:
-        tree.open_dir(split_entry_path(path.lstrip("/")), create=True)
+    """Create directory path (and parents) inside root, as `mkdir -p` in the container would."""
+    with RootDir(root, container_view=True) as tree:
+        tree.open_dir(container_parts(path), create=True)
+
+
+def container_parts(path: str) -> list[str]:
+    """Components of an absolute path in the container (`..` kept: the walk clamps it)."""
+    return [part for part in path.split("/") if part not in ("", ".")]

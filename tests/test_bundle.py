@@ -27,6 +27,13 @@ def layout(tmp_path_factory):
         "layered": fx.layered_image(), "configured": fx.configured_image(),
         "busybox": fx.busybox_image(), "schema2": fx.busybox_image(docker=True),
         "mixed": mixed, "multiarch": fx.platform_index(),
+        "volume": fx.make_image(
+            [fx.busybox_layer(), fx.make_layer([
+                fx.directory("seeded", mode=0o750, uid=7, gid=8),
+                fx.file("seeded/data.txt", "seed\n", uid=7, gid=8),
+                fx.symlink("seeded/passwd", "/etc/passwd"),
+                fx.symlink("escape", "/etc")])],
+            config={"Volumes": {"/seeded": {}, "/empty": {}, "/escape": {}}}),
     })
 
 
@@ -282,3 +289,21 @@ def test_interrupted_unpack_leaves_no_cache_entry(layout, root, bundles):
     bundle = make(bundles, root, f"oci:{layout}:layered")
     check_layered_tree(bundle / "rootfs")
     assert list(tmp.iterdir()) == []
+
+
+def test_volumes_are_seeded_from_the_image(layout, root, bundles):
+    """Volumes become bind mounts of bundle/volumes/N, holding what the image has there."""
+    bundle = make(bundles, root, f"oci:{layout}:volume")
+    config = json.loads((bundle / "config.json").read_text())
+    sources = {m["destination"]: Path(m["source"]) for m in config["mounts"] if m["type"] == "bind"}
+    assert set(sources) == {"/empty", "/escape", "/seeded"}
+    seeded = sources["/seeded"]
+    assert seeded.parent == bundle / "volumes"
+    assert (seeded / "data.txt").read_text() == "seed\n"
+    st = seeded.lstat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (7, 8, 0o750)
+    assert os.readlink(seeded / "passwd") == "/etc/passwd"      # copied as a link
+    assert list(sources["/empty"].iterdir()) == []
+    # /escape is a symlink to /etc in the image: as the container sees it, that is
+    # the image's /etc, seeded from the rootfs, never the host's.
+    assert (sources["/escape"] / "passwd").read_text() == fx.PASSWD

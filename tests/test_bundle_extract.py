@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from mocker_bundle.extract import unpack_layer
-from mocker_bundle.rootdir import UnsafePath, read_file_in_root
+from mocker_bundle.rootdir import make_dirs_in_root, read_file_in_root
 from tests.conftest import need_root
 from tests.fixtures import images as fx
 
@@ -83,12 +83,20 @@ def test_layer_may_not_set_overlay_xattrs(tree):
     assert os.listxattr(tree / "d") == ["user.fine"]
 
 
-def test_reading_passwd_never_follows_a_symlink_out(tree, tmp_path):
+def test_container_view_resolves_symlinks_inside_the_root(tree, tmp_path):
+    """/etc/passwd as the container sees it: absolute links start again at the rootfs,
+    `..` stops at it; the host's files are never read."""
     (tmp_path / "host-passwd").write_text("root:x:0:0:HOST:/:/bin/sh\n")
-    apply(tree, [fx.directory("etc"), fx.symlink("etc/passwd", str(tmp_path / "host-passwd")),
-                 fx.symlink("etc/group", "../" * 20 + str(tmp_path / "host-passwd"))])
-    assert read_file_in_root(tree, "/etc/passwd") is None
-    assert read_file_in_root(tree, "/etc/group") is None
-    apply(tree, [fx.symlink("etc2", str(tmp_path))])
-    with pytest.raises(UnsafePath):
-        read_file_in_root(tree, "/etc2/host-passwd")
+    apply(tree, [fx.directory("etc"), fx.file("etc/real", "image passwd\n"),
+                 fx.symlink("etc/passwd", str(tmp_path / "host-passwd")),
+                 fx.symlink("etc/group", "../" * 20 + "etc/real"),
+                 fx.symlink("etc/abs", "/etc/real"),
+                 fx.symlink("etc2", str(tmp_path))])
+    assert read_file_in_root(tree, "/etc/passwd") is None        # rootfs/<tmp>/host-passwd
+    assert read_file_in_root(tree, "/etc/group") == b"image passwd\n"
+    assert read_file_in_root(tree, "/etc/abs") == b"image passwd\n"
+    assert read_file_in_root(tree, "/etc2/host-passwd") is None
+    assert read_file_in_root(tree, "/../../etc/real") == b"image passwd\n"
+    make_dirs_in_root(tree, "/etc2/made")                       # inside the rootfs
+    assert (tree / tmp_path.relative_to("/") / "made").is_dir()
+    assert not (tmp_path / "made").exists()
