@@ -114,3 +114,69 @@ def test_reads_a_layout_written_by_skopeo(registry, root, tmp_path):
         assert (rootfs / "bin/busybox").read_bytes() == Path(fx.BUSYBOX).read_bytes()
     finally:
         remove_bundle(target, root)
+
+
+def _tree(root: Path) -> dict:
+    """path -> (kind and mode, owner, content or link target, xattrs) for a whole tree."""
+    import stat
+    result = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        if stat.S_ISREG(st.st_mode):
+            what = path.read_bytes()
+        elif stat.S_ISLNK(st.st_mode):
+            what = os.readlink(path)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            what = st.st_rdev
+        else:
+            what = None
+        xattrs = {} if stat.S_ISLNK(st.st_mode) else {
+            k: os.getxattr(path, k, follow_symlinks=False) for k in os.listxattr(path)}
+        result[str(path.relative_to(root))] = (st.st_mode, st.st_uid, st.st_gid, what, xattrs)
+    return result
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["overlay", "copy"])
+def test_same_tree_as_umoci_unpack(root, tmp_path, copy):
+    """The layered fixture image gives the tree umoci unpack gives, file for file."""
+    umoci = need_tool("umoci")
+    layout = fx.write_layout(tmp_path / "layout", {"layered": fx.layered_image()})
+    theirs = tmp_path / "umoci-bundle"
+    unpacked = subprocess.run([umoci, "--log", "error", "unpack", "--image", f"{layout}:layered",
+                               str(theirs)], capture_output=True, text=True, timeout=120)
+    assert unpacked.returncode == 0, unpacked.stderr
+    ours = tmp_path / "ours"
+    run_bundle("--network", "none", "--bundle", ours, *(["--copy"] if copy else []),
+               f"oci:{layout}:layered", root=root)
+    try:
+        assert _tree(ours / "rootfs") == _tree(theirs / "rootfs")
+    finally:
+        remove_bundle(ours, root)
+
+
+def test_reads_a_layer_umoci_repack_wrote(root, tmp_path):
+    """umoci writes its own layers (its whiteouts, its tar): changes made in an
+    unpacked rootfs and repacked by umoci show up in our bundle."""
+    umoci = need_tool("umoci")
+    layout = fx.write_layout(tmp_path / "layout", {"busybox": fx.busybox_image()})
+    work = tmp_path / "umoci-bundle"
+    subprocess.run([umoci, "--log", "error", "unpack", "--image", f"{layout}:busybox", str(work)],
+                   check=True, capture_output=True)
+    (work / "rootfs/etc/group").unlink()
+    (work / "rootfs/tmp/new.txt").write_text("repacked\n")
+    os.symlink("new.txt", work / "rootfs/tmp/link")
+    repacked = subprocess.run([umoci, "--log", "error", "repack", "--image", f"{layout}:changed",
+                               str(work)], capture_output=True, text=True)
+    assert repacked.returncode == 0, repacked.stderr
+    for copy in (False, True):
+        target = tmp_path / f"ours-{copy}"
+        run_bundle("--network", "none", "--bundle", target, *(["--copy"] if copy else []),
+                   f"oci:{layout}:changed", root=root)
+        try:
+            rootfs = target / "rootfs"
+            assert (rootfs / "tmp/new.txt").read_text() == "repacked\n"
+            assert os.readlink(rootfs / "tmp/link") == "new.txt"
+            assert not os.path.lexists(rootfs / "etc/group")
+            assert (rootfs / "etc/passwd").read_text() == fx.PASSWD
+        finally:
+            remove_bundle(target, root)
