@@ -32,11 +32,14 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def container_id(name: str | None, bundle_dir: Path | None) -> str:
-    """--name, else the bundle directory's name, else a new random id (64 hex, as Docker's)."""
-    chosen = name or (Path(bundle_dir).resolve().name if bundle_dir else os.urandom(32).hex())
-    if not _NAME.match(chosen):
-        raise MockerError(f"invalid container name {chosen!r}: use letters, digits, '_', '.', '-'")
-    return chosen
+    """--name, else the bundle directory's name if it makes a good id, else a new
+    random id (64 hex digits, as Docker's)."""
+    if name:
+        if not _NAME.match(name):
+            raise MockerError(f"invalid container name {name!r}: use letters, digits, '_', '.', '-'")
+        return name
+    dir_name = Path(bundle_dir).resolve().name if bundle_dir else ""
+    return dir_name if _NAME.match(dir_name) else os.urandom(32).hex()
 
 
 def host_defaults(opts: BundleOptions, bundle_dir: Path) -> BundleOptions:
