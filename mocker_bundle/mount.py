@@ -1,7 +1,6 @@
 """overlayfs mounts for bundle root filesystems (mount(2)/umount2(2) through libc)."""
 
 import ctypes
-import ctypes.util
 import logging
 import os
 from pathlib import Path
@@ -19,7 +18,8 @@ _libc = None
 def _lib():
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The C library Python itself runs on; find_library("c") would run ldconfig.
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 
