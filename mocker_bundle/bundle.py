@@ -97,6 +97,10 @@ def _overlay_rootfs(image: Image, bundle_dir: Path, rootfs: Path) -> None:
         raise MockerError(f"{image.ref} has no layers")
     lowers = [ensure_layer(image.blob(descriptor), descriptor, diff_id)
               for descriptor, diff_id in image.layers]
+    # overlayfs refuses a directory twice among its lowers. A layer that comes
+    # again (e.g. the same empty layer) decides every path it names at its top
+    # position, so its lower occurrences change nothing: keep the topmost one.
+    lowers = [path for i, path in enumerate(lowers) if path not in lowers[i + 1:]]
     upper, work = bundle_dir / "upper", bundle_dir / "work"
     upper.mkdir()
     work.mkdir()

@@ -72,7 +72,7 @@ def make(args) -> int:
     from .bundle import container_id, create_bundle
     from .image import open_image, parse_source
     source_text = sys.stdin.readline() if args.image == "-" else args.image
-    platform = tuple(args.platform.split("/", 1)) if args.platform else None
+    platform = tuple(args.platform.split("/")[:2]) if args.platform else None   # os/arch[/variant]
     cid = container_id(args.name, args.bundle)
     opts = bundle_options(args, cid)
     image = open_image(parse_source(source_text), platform)

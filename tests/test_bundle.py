@@ -14,6 +14,10 @@ from tests.conftest import need_root
 from tests.fixtures import images as fx
 
 
+# The same layer twice in one image (as identical empty RUN steps give).
+_TMP_LAYER = fx.make_layer([fx.directory("tmp", mode=0o1777), fx.file("tmp/t", "t\n")])
+
+
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory):
     """An OCI layout with the fixture images, plus gzip, zstd and plain-tar variants."""
@@ -27,6 +31,9 @@ def layout(tmp_path_factory):
         "layered": fx.layered_image(), "configured": fx.configured_image(),
         "busybox": fx.busybox_image(), "schema2": fx.busybox_image(docker=True),
         "mixed": mixed, "multiarch": fx.platform_index(),
+        "repeated": fx.make_image([fx.busybox_layer(), _TMP_LAYER,
+                                   fx.make_layer([fx.whiteout("tmp"), fx.file("x", "x\n")]),
+                                   _TMP_LAYER]),
         "volume": fx.make_image(
             [fx.busybox_layer(), fx.make_layer([
                 fx.directory("seeded", mode=0o750, uid=7, gid=8),
@@ -307,3 +314,12 @@ def test_volumes_are_seeded_from_the_image(layout, root, bundles):
     # /escape is a symlink to /etc in the image: as the container sees it, that is
     # the image's /etc, seeded from the rootfs, never the host's.
     assert (sources["/escape"] / "passwd").read_text() == fx.PASSWD
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["overlay", "copy"])
+def test_a_layer_repeated_in_one_image(layout, root, bundles, copy):
+    bundle = make(bundles, root, *(["--copy"] if copy else []), f"oci:{layout}:repeated")
+    rootfs = bundle / "rootfs"
+    assert (rootfs / "tmp/t").read_text() == "t\n"          # re-added after the whiteout
+    assert (rootfs / "x").read_text() == "x\n"
+    assert stat.S_IMODE((rootfs / "tmp").lstat().st_mode) == 0o1777
