@@ -3,6 +3,8 @@
     layers/sha256/<hex>/     one layer's files, whiteouts as overlayfs markers
     layers/locks/<hex>.lock  held while that layer is being unpacked
     layers/tmp/unpack-<hex>-*  scratch directories, renamed into place when complete
+    layers/l/<hex[:12]>      a short symlink to sha256/<hex>: more layers fit in the one
+                             page of mount options (as Docker's overlay2 does)
 
 A cache entry appears by rename(2) only after its digests were checked, so a
 directory under sha256/ is always a whole, verified layer.
@@ -27,14 +29,32 @@ def cached_layer_path(diff_id: str) -> Path:
 
 
 def ensure_layer(blob: Path, descriptor: dict, diff_id: str) -> Path:
-    """The cache directory of this layer, unpacking it first if it is not there yet."""
+    """A path (short link) to this layer's cache directory, unpacking it first if needed."""
     final = cached_layer_path(diff_id)
     if final.is_dir():
         log.info("layer %s: cached in %s", descriptor["digest"], final)
-        return final
+    else:
+        _unpack_into_cache(blob, descriptor, diff_id, final)
+    return short_link(final)
+
+
+def short_link(final: Path) -> Path:
+    """layers/l/<first 12 hex> -> ../sha256/<hex>, or final itself if that name is taken."""
+    link = paths.layer_cache() / "l" / final.name[:12]
+    target = f"../{final.parent.name}/{final.name}"
+    link.parent.mkdir(exist_ok=True)
+    try:
+        os.symlink(target, link)
+    except FileExistsError:
+        if os.readlink(link) != target:      # another layer with the same 48-bit prefix
+            return final
+    return link
+
+
+def _unpack_into_cache(blob: Path, descriptor: dict, diff_id: str, final: Path) -> None:
     with locked(paths.layer_cache() / "locks" / f"{final.name}.lock"):
         if final.is_dir():      # another mocker-bundle unpacked it while we waited
-            return final
+            return
         from .layerstream import unpack_verified   # tarfile, subprocess: only when unpacking
         log.info("unpacking layer %s into the cache", descriptor["digest"])
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +66,6 @@ def ensure_layer(blob: Path, descriptor: dict, diff_id: str) -> Path:
         except BaseException:
             remove_tree(scratch)
             raise
-    return final
 
 
 def _scratch_dir(hexpart: str) -> str:

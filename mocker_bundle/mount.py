@@ -27,9 +27,10 @@ def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path) -> 
     """mount -t overlay overlay -o lowerdir=TOP:...:BASE,upperdir=..,workdir=.. target.
 
     overlayfs lists lower directories topmost first, the reverse of manifest order.
-    The lower paths are given relative to their common parent (the layer cache),
-    with the current directory there while mounting, as Docker's overlay2 does,
-    so that more layers fit in the one page mount(2) accepts.
+    The lower paths (layers/l/<short> links, or layers/sha256/<hex>) are given
+    relative to the layer cache, with the current directory there while mounting,
+    as Docker's overlay2 does, so that more layers fit in the one page mount(2)
+    accepts.
     """
     lowers = [Path(p) for p in lowers]
     base = lowers[0].parent.parent if lowers else Path("/")

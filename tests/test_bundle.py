@@ -323,3 +323,16 @@ def test_a_layer_repeated_in_one_image(layout, root, bundles, copy):
     assert (rootfs / "tmp/t").read_text() == "t\n"          # re-added after the whiteout
     assert (rootfs / "x").read_text() == "x\n"
     assert stat.S_IMODE((rootfs / "tmp").lstat().st_mode) == 0o1777
+
+
+def test_many_layers_fit_one_overlay_mount(root, bundles, tmp_path):
+    """100 layers: full cache paths would overflow mount(2)'s one page of options;
+    the short links under layers/l/ keep them in."""
+    layers = [fx.make_layer([fx.file(f"layer{i:03d}", f"{i}\n")]) for i in range(100)]
+    directory = fx.write_layout(tmp_path / "many", {"many": fx.make_image(layers)})
+    bundle = make(bundles, root, f"oci:{directory}:many")
+    assert os.path.ismount(bundle / "rootfs")
+    assert len(os.listdir(bundle / "rootfs")) == 100
+    assert (bundle / "rootfs/layer099").read_text() == "99\n"
+    links = list((root / "layers" / "l").iterdir())
+    assert len(links) == 100 and all(len(p.name) == 12 and p.is_symlink() for p in links)
