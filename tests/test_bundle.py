@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mocker_common.errors import ExitCode
-from tests.bundle_helpers import kind_of, remove_bundle, run_bundle
+from tests.test_bundle_helpers import kind_of, remove_bundle, run_bundle
 from tests.conftest import need_root
 from tests.fixtures import images as fx
 

@@ -1,4 +1,4 @@
-"""Shared helpers of the mocker-bundle tests: run the command, read trees."""
+"""Shared helpers of the mocker-bundle tests (no tests here): run the command, read trees."""
 
 import os
 import stat
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_root
 
 
 def run_bundle(*args, root: Path, stdin: str | None = None, check: bool = True):
@@ -44,8 +43,3 @@ def kind_of(st) -> str:
         if test(st.st_mode):
             return kind
     return "other"
-
-
-@pytest.fixture
-def root_needed():
-    need_root()
