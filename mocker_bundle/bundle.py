@@ -15,7 +15,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from mocker_common import paths
 from mocker_common.errors import Conflict, MockerError, NotFound
 from mocker_common.files import atomic_write_json
 
