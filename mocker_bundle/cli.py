@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from mocker_common import cli, paths
+from mocker_common.errors import MockerError
 
 PROG = "mocker-bundle"
 
@@ -71,6 +72,8 @@ def bundle_options(args, container_id: str):
 def make(args) -> int:
     from .bundle import container_id, create_bundle
     from .image import open_image, parse_source
+    if args.image == "-" and sys.stdin.isatty():
+        raise MockerError("no image given: name one, or pipe in what mocker-fetch prints")
     source_text = sys.stdin.readline() if args.image == "-" else args.image
     platform = tuple(args.platform.split("/")[:2]) if args.platform else None   # os/arch[/variant]
     cid = container_id(args.name, args.bundle)
