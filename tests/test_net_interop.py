@@ -56,13 +56,14 @@ def runc_bundle(bundle: Path, port: int) -> None:
 
 
 @pytest.mark.slow
-def test_runc_runs_the_hooks_and_the_container_gets_the_network(network, tmp_path, unique):
-    need_tool("runc")
+@pytest.mark.parametrize("runtime", ["runc", "mocker-runc"])
+def test_runtime_runs_the_hooks_and_the_container_gets_the_network(runtime, network, tmp_path, unique):
+    need_tool("runc")      # also for `runc spec`
     port, root = free_port(), tmp_path / "runc-root"
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     runc_bundle(bundle, port)
-    runc = ["runc", "--root", str(root)]
+    runc = [runtime, "--root", str(root)]
     # The detached container keeps runc's stdout/stderr: hand it a file, not a pipe.
     with open(tmp_path / "runc.out", "w+") as out:
         started = subprocess.run([*runc, "run", "-d", "--bundle", str(bundle), unique],
