@@ -188,3 +188,11 @@ def test_explicit_subnet_must_match_an_existing_bridge(containers, network):
     other = str(free_subnet())
     done = mocker_net("--subnet", other, "hook", "up", stdin=containers().state())
     assert done.returncode == 8 and f"already uses subnet {network.subnet}" in done.stderr
+
+
+def test_bridge_mode_refuses_a_container_in_the_host_namespace(network, tmp_path):
+    state = json.dumps({"id": "hostns", "pid": os.getpid(), "bundle": str(tmp_path)})
+    links_before = host_links()
+    done = mocker_net("hook", "up", stdin=state)
+    assert done.returncode == 1 and "network namespace of its own" in done.stderr
+    assert host_links() == links_before and net_files() == []
