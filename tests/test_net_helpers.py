@@ -267,3 +267,10 @@ def http_get(url: str, via: Namespaced | None = None) -> str:
 
 def host_links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
+
+
+def veth_pair(network: "Network", container_id: str) -> set[str]:
+    """The names mocker-net gives the container's veth ends (other sessions' links vary)."""
+    from mocker_net.core import host_ifnames
+    net = config.NetConfig(network.bridge, network.subnet, 1500)
+    return set(host_ifnames(net, container_id))
