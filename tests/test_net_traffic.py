@@ -7,6 +7,8 @@ tests create, and loopback.
 import ipaddress
 import socket
 
+import pytest
+
 from tests.test_net_helpers import (TELL_PEER, UDP_ECHO, containers, free_port, http_get,  # noqa: F401
                                     network, remote_host)
 
@@ -21,7 +23,8 @@ def test_container_gets_eth0_address_route_and_etc_files(containers, network):
     links = c.run("ip", "-o", "link", "show").stdout
     assert "eth0" in links and "lo" in links
     assert "state UP" in c.run("ip", "link", "show", "eth0").stdout
-    assert record["mac"] in c.run("ip", "link", "show", "eth0").stdout
+    eth0 = c.run("ip", "link", "show", "eth0").stdout
+    assert record["mac"] in eth0 and f"mtu {record['mtu']} " in eth0
     assert f"{record['address']}/24" in c.run("ip", "-4", "addr", "show", "eth0").stdout
     assert f"default via {network.gateway} dev eth0" in c.run("ip", "route").stdout
     assert ipaddress.IPv4Address(record["address"]) in network.subnet
@@ -89,3 +92,23 @@ def test_outbound_traffic_is_masqueraded_to_the_host_address(containers, remote_
     remote_host.serve_python(TELL_PEER, 9000)
     seen = c.run("busybox", "nc", remote_host.ip, "9000").stdout.strip()
     assert seen == remote_host.host_ip   # the remote host sees the host, not 10.x container
+
+
+def test_container_cannot_reach_the_host_loopback_services(containers, network):
+    """route_localnet on the bridge (for 127.0.0.1:PORT forwards) must not let a
+    container route packets to the host's 127.0.0.1 (cf. CVE-2020-8558)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.1)
+        port = listener.getsockname()[1]
+        c = containers()
+        c.up()
+        # What a root process in the container could do to aim at the host's loopback.
+        for cmd in ("ip addr flush dev lo",
+                    "sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1",
+                    f"ip route add 127.0.0.1/32 via {network.gateway} dev eth0"):
+            assert c.run(*cmd.split()).returncode == 0
+        c.run("busybox", "nc", "-w", "2", "127.0.0.1", str(port), timeout=10, input="")
+        with pytest.raises(TimeoutError):
+            listener.accept()
