@@ -19,7 +19,7 @@ import os
 from mocker_common.errors import MockerError, NotFound
 
 from . import core, etcfiles
-from .ports import PortMapping
+from .ports import PortMapping, parse_ports
 
 SPEC_VERSION = "1.0.0"
 SUPPORTED = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
@@ -66,10 +66,13 @@ def _network(conf: dict):
 def _port_mappings(conf: dict) -> list[PortMapping]:
     found = (conf.get("runtimeConfig") or {}).get("portMappings") or []
     try:
-        return [PortMapping(int(p["hostPort"]), int(p["containerPort"]),
-                            (p.get("protocol") or "tcp").lower(), p.get("hostIP") or "")
-                for p in found]
-    except (KeyError, TypeError, ValueError) as err:
+        # The same checks as a `-p` spec: "[hostIP:]hostPort:containerPort/proto".
+        return parse_ports(",".join(
+            f"{p['hostIP'] + ':' if p.get('hostIP') else ''}{p['hostPort']}:{p['containerPort']}"
+            f"/{p.get('protocol') or 'tcp'}" for p in found))
+    except (KeyError, TypeError) as err:
+        raise CniError(INVALID_CONFIG, f"bad runtimeConfig.portMappings: missing {err}")
+    except MockerError as err:
         raise CniError(INVALID_CONFIG, f"bad runtimeConfig.portMappings: {err}")
 
 

@@ -138,3 +138,8 @@ def test_unsupported_version_and_bad_config_are_cni_errors(cni, netns):
     cni.conflist["plugins"][0]["subnet"] = "not-a-subnet"
     code, error = cni.call("ADD", "x" * 8, f"/run/netns/{netns}")
     assert code != 0 and error["code"] == 7 and "invalid subnet" in error["msg"]
+    del cni.conflist["plugins"][0]["subnet"]
+    bad_ports = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "sctp"}]}
+    code, error = cni.call("ADD", "x" * 8, f"/run/netns/{netns}", bad_ports)
+    assert code != 0 and error["code"] == 7 and "protocol must be tcp or udp" in error["msg"]
+    assert mocker_net("inspect", "x" * 8).returncode == 3

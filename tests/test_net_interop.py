@@ -2,7 +2,6 @@
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import tempfile
