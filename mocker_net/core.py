@@ -83,9 +83,18 @@ def setup(net: NetConfig, att: Attachment) -> ContainerRecord:
         try:
             _attach(net, att, record)
         except BaseException:
-            _detach(record)
+            _undo_quietly(record)
             raise
     return record
+
+
+def _undo_quietly(record: ContainerRecord) -> None:
+    """Undo a failed setup, keeping the original error the one the user sees."""
+    try:
+        _detach(record)
+    except Exception as err:   # gc will finish the job; say so
+        log.warning("mocker-net: could not undo the setup of %s (%s); run `mocker-net gc`",
+                    record.id, err)
 
 
 def _inode(netns: str) -> int:

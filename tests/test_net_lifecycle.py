@@ -193,3 +193,17 @@ def test_bridge_mode_refuses_a_container_in_the_host_namespace(network, tmp_path
     done = mocker_net("hook", "up", stdin=state)
     assert done.returncode == 1 and "network namespace of its own" in done.stderr
     assert not veth_pair(network, "hostns") & host_links() and net_files() == []
+
+
+def test_a_failure_midway_undoes_links_rules_and_lease(containers, network, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    c = containers(ports=f"{free_port()}:80")
+    (c.rootfs / "etc").symlink_to(outside)     # found only after veth and rules exist
+    done = c.hook("up")
+    assert done.returncode == 1 and "a symlink is refused" in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert list(outside.iterdir()) == []
+    assert not veth_pair(network, c.id) & host_links()
+    assert "dnat to" not in network.rules()
+    assert mocker_net("inspect", c.id).returncode == 3 and net_files() == []
