@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-b", "--bundle", default=".")
     sp.add_argument("--rootless", action="store_true", help=argparse.SUPPRESS)
     verb("features", "print what this runtime supports (JSON)", id_arg=False)
+    up = verb("update", "change the cgroup limits of a running container")
+    up.add_argument("-r", "--resources", help="linux.resources JSON file ('-': stdin)")
+    for flag, kind in (("--memory", int), ("--memory-swap", int), ("--memory-reservation", int),
+                       ("--cpu-shares", int), ("--cpu-quota", int), ("--cpu-period", int),
+                       ("--cpuset-cpus", str), ("--cpuset-mems", str), ("--pids-limit", int)):
+        up.add_argument(flag, type=kind)
     verb("pause", "freeze every process of the container")
     verb("resume", "thaw a paused container")
     return parser
@@ -154,9 +160,8 @@ def do_state(store, args):
 
 
 def _state_of(store, cid):
-    from . import cgroups
     st = store.load(cid)
-    return store.spec_state(st, store.status(st, cgroups.load(st.cgroups_path, cid)))
+    return store.spec_state(st, store.status(st, container.cgroup_of(st)))
 
 
 def do_kill(store, args):
@@ -185,9 +190,7 @@ def do_list(store, args):
 
 
 def do_ps(store, args):
-    from . import cgroups
-    st = store.load(args.id)
-    pids = cgroups.load(st.cgroups_path, args.id).pids()
+    pids = container.cgroup_of(store.load(args.id)).pids()
     if args.format == "json":
         print(json.dumps(pids))
         return
@@ -268,6 +271,32 @@ def do_features(store, args):
     }, indent=2))
 
 
+# runc update's flags -> (linux.resources section, key)
+_UPDATE_FLAGS = {
+    "memory": ("memory", "limit"), "memory_swap": ("memory", "swap"),
+    "memory_reservation": ("memory", "reservation"), "cpu_shares": ("cpu", "shares"),
+    "cpu_quota": ("cpu", "quota"), "cpu_period": ("cpu", "period"),
+    "cpuset_cpus": ("cpu", "cpus"), "cpuset_mems": ("cpu", "mems"),
+    "pids_limit": ("pids", "limit"),
+}
+
+
+def do_update(store, args):
+    resources: dict = {}
+    if args.resources:
+        source = sys.stdin if args.resources == "-" else open(args.resources)
+        with source:
+            try:
+                resources = json.load(source)
+            except ValueError as err:
+                raise specs.SpecError(f"--resources {args.resources}: not JSON: {err}") from None
+    for attr, (section, key) in _UPDATE_FLAGS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            resources.setdefault(section, {})[key] = value
+    container.update(store, args.id, resources)
+
+
 def do_pause(store, args):
     container.pause(store, args.id, freeze=True)
 
@@ -279,5 +308,5 @@ def do_resume(store, args):
 VERBS = {
     "create": do_create, "start": do_start, "run": do_run, "state": do_state,
     "kill": do_kill, "delete": do_delete, "list": do_list, "ps": do_ps, "exec": do_exec,
-    "spec": do_spec, "features": do_features, "pause": do_pause, "resume": do_resume,
+    "spec": do_spec, "features": do_features, "update": do_update, "pause": do_pause, "resume": do_resume,
 }

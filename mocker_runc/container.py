@@ -50,7 +50,7 @@ def _now() -> str:
 
 def _write_pid_file(path: str | None, pid: int) -> None:
     if path:
-        atomic_write(os.path.abspath(path), str(pid).encode())
+        atomic_write(os.path.abspath(path), str(pid).encode(), durable=False)
 
 
 # --- create ---------------------------------------------------------------------
@@ -66,8 +66,10 @@ def create(store: Store, cid: str, bundle: str, opts: CreateOptions) -> Launched
     try:
         with store.lock(cid):
             os.mkfifo(store.fifo(cid), 0o600)
-            cgroup = cgroups.create(spec.cgroups_path, spec.resources, cid)
+            cgroup = cgroups.create(spec.cgroups_path, spec.resources, cid,
+                                    devices=(spec.raw.get("linux") or {}).get("devices"))
             undo.cgroup = cgroup
+            st.cgroup_paths = cgroup.paths
             launched = _launch_init(store, spec, st, opts, cgroup, undo)
             st.ready = True
             store.save(st)
@@ -95,13 +97,15 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     joins = [(ns.path, ns.flag) for ns in sorted(spec.namespaces, key=lambda n: n.type != "user")
              if ns.path]
     flags = sum(ns.flag for ns in spec.namespaces if not ns.path and ns.type != "user")
-    init.preload(spec.process, spec.seccomp,
-                 bool(spec.hooks["createContainer"] or spec.hooks["startContainer"]))
+    init.preload(spec.process, bool(spec.hooks["createContainer"] or spec.hooks["startContainer"]))
+    seccomp_filter = _seccomp_filter(spec.seccomp)
     middle = os.fork()
     if middle == 0:
         ours.close()
         init.guarded(theirs, init.middle, theirs, joins, spec.new_namespace("user"), flags,
-                     init.container_init, theirs, spec, fifo_fd, opts.no_pivot)
+                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, opts.no_pivot)
+    if seccomp_filter is not None:
+        seccomp_filter.release()
     theirs.close()
     os.close(fifo_fd)
     undo.middle = middle
@@ -135,6 +139,21 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
         ours.close()
 
 
+def _seccomp_filter(config: dict | None):
+    """Build the linux.seccomp filter here, where errors are clear; the child only loads it."""
+    if not config:
+        return None
+    from . import seccomp   # loads libseccomp: only for bundles that ask for seccomp
+    return seccomp.prepare(config)
+
+
+def cgroup_of(st: ContainerState):
+    """The container's cgroup, from the directories create saved (or its cgroupsPath)."""
+    if st.cgroup_paths:
+        return cgroups.from_paths(st.cgroup_paths)
+    return cgroups.load(st.cgroups_path, st.id)
+
+
 def _write_id_maps(pid: int, spec: specs.Spec) -> None:
     """user_namespaces(7): the runtime, outside, maps the ids of the new namespace."""
     for name, maps in (("uid_map", spec.uid_mappings), ("gid_map", spec.gid_mappings)):
@@ -155,6 +174,9 @@ def _hand_over_console(master: int, opts: CreateOptions) -> int | None:
             os.close(master)
         return None
     if opts.keep_console:
+        # Size the pty now: the program may ask (stty size) before the proxy starts.
+        if os.isatty(0):
+            terminal.copy_window_size(0, master)
         return master
     os.close(master)
     raise MockerError("process.terminal is set: use --console-socket (or `run`)")
@@ -251,7 +273,7 @@ def parse_signal(text: str) -> int:
 
 def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:
     st = store.load(cid)
-    cg = cgroups.load(st.cgroups_path, cid)
+    cg = cgroup_of(st)
     if store.status(st, cg) == "stopped":
         raise NotRunning("container not running")
     pids = cg.pids() if all_processes else [st.pid]
@@ -268,7 +290,7 @@ def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:
 def delete(store: Store, cid: str, force: bool = False) -> None:
     with store.lock(cid):
         st = store.load(cid)
-        cg = cgroups.load(st.cgroups_path, cid)
+        cg = cgroup_of(st)
         status = store.status(st, cg)
         if status in ("running", "paused") and not force:
             raise Conflict(f"cannot delete container {cid} that is not stopped: {status}")
@@ -285,10 +307,19 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
     _run_hooks("poststop", spec, store.spec_state(st, "stopped"))
 
 
+def update(store: Store, cid: str, resources: dict) -> None:
+    with store.lock(cid):
+        st = store.load(cid)
+        cg = cgroup_of(st)
+        if store.status(st, cg) == "stopped":
+            raise NotRunning("container not running")
+        cg.update(resources)
+
+
 def pause(store: Store, cid: str, freeze: bool) -> None:
     with store.lock(cid):
         st = store.load(cid)
-        cg = cgroups.load(st.cgroups_path, cid)
+        cg = cgroup_of(st)
         status = store.status(st, cg)
         if freeze:
             if status != "running":
@@ -365,7 +396,7 @@ class ExecOptions:
 
 def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int:
     st = store.load(cid)
-    cg = cgroups.load(st.cgroups_path, cid)
+    cg = cgroup_of(st)
     status = store.status(st, cg)
     if status != "running":
         raise NotRunning(f"cannot exec in a {status} container" if status != "stopped"
@@ -374,14 +405,16 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
         linux.set_child_subreaper()
     ours, theirs = Channel.pair()
     joins = _namespaces_of(st.pid)
-    seccomp = (st.config.get("linux") or {}).get("seccomp")
-    init.preload(proc, seccomp, False)
+    init.preload(proc, False)
+    seccomp_filter = _seccomp_filter((st.config.get("linux") or {}).get("seccomp"))
     middle = os.fork()
     if middle == 0:
         ours.close()
         init.guarded(theirs, init.middle, theirs, joins, False, 0,
-                     init.exec_process, theirs, proc, seccomp)
+                     init.exec_process, theirs, proc, seccomp_filter)
     theirs.close()
+    if seccomp_filter is not None:
+        seccomp_filter.release()
     pid, master = 0, None
     try:
         cg.add(middle)

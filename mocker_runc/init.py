@@ -14,7 +14,6 @@ the runtime turns it into the command's one-line error.
 
 import os
 import sys
-import traceback
 
 from mocker_common.errors import MockerError
 
@@ -30,7 +29,7 @@ def _report(chan: Channel, err: BaseException) -> None:
         where = f" ({err.filename})" if err.filename else ""
         message = f"{err.strerror or err}{where}"
     else:
-        message = "".join(traceback.format_exception_only(err)).strip()
+        message = f"{type(err).__name__}: {err}"
     try:
         chan.send("error", message=message)
     except OSError:
@@ -92,7 +91,8 @@ def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_f
 
 # --- container init (create) ---------------------------------------------------
 
-def container_init(chan: Channel, spec: Spec, fifo_fd: int, no_pivot: bool) -> None:
+def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
+                   no_pivot: bool) -> None:
     """runtime-spec runtime.md#lifecycle steps 2-6, inside the new namespaces."""
     _close_other_fds({chan.fileno(), fifo_fd})
     os.umask(0)
@@ -133,7 +133,7 @@ def container_init(chan: Channel, spec: Spec, fifo_fd: int, no_pivot: bool) -> N
     try:
         state["status"] = "running"
         _run_hooks("startContainer", spec, state)
-        process.lock_privileges(spec.process, spec.seccomp)
+        process.lock_privileges(spec.process, seccomp_filter)
         process.execute(program, spec.process)
     except BaseException as err:  # nobody listens any more: stderr is the container's
         message = str(err) if isinstance(err, MockerError) else repr(err)
@@ -141,7 +141,7 @@ def container_init(chan: Channel, spec: Spec, fifo_fd: int, no_pivot: bool) -> N
         os._exit(127)
 
 
-def preload(proc: Process, seccomp_config: dict | None, container_hooks: bool) -> None:
+def preload(proc: Process, container_hooks: bool) -> None:
     """Import, before forking, every module the container side may need.
 
     After pivot_root (or setns into the container's mount namespace) the host's
@@ -158,8 +158,6 @@ def preload(proc: Process, seccomp_config: dict | None, container_hooks: bool) -
         import subprocess  # noqa: F401
 
         from . import hooks  # noqa: F401
-    if seccomp_config:
-        from . import seccomp  # noqa: F401
 
 
 def _run_hooks(point: str, spec: Spec, state: dict) -> None:
@@ -195,7 +193,7 @@ def _attach_terminal(slave_path: str) -> None:
 
 # --- exec process ------------------------------------------------------------------
 
-def exec_process(chan: Channel, proc: Process, seccomp_config: dict | None) -> None:
+def exec_process(chan: Channel, proc: Process, seccomp_filter) -> None:
     """Inside a running container's namespaces: become its process and execve."""
     _close_other_fds({chan.fileno()})
     if proc.terminal:
@@ -210,5 +208,5 @@ def exec_process(chan: Channel, proc: Process, seccomp_config: dict | None) -> N
     program = process.lookup(proc)
     process.become_user(proc)
     chan.send("ready")             # from here, only execve errors remain (reported below)
-    process.lock_privileges(proc, seccomp_config)
+    process.lock_privileges(proc, seccomp_filter)
     process.execute(program, proc)

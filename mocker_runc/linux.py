@@ -10,7 +10,6 @@ call's name) on failure, which the callers turn into one-line errors.
 import ctypes
 import fcntl
 import os
-import platform
 import resource
 import socket
 import struct
@@ -84,7 +83,7 @@ def _b(value: str | None) -> bytes | None:
 
 
 def _syscall(name: str, *args) -> int:
-    number = _SYSCALLS[platform.machine()][name]
+    number = _SYSCALLS[os.uname().machine][name]
     return _libc.syscall(number, *args)
 
 

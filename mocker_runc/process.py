@@ -103,15 +103,31 @@ def become_user(process: Process) -> None:
                            f"{err.strerror}") from None
 
 
-def lock_privileges(process: Process, seccomp_config: dict | None) -> None:
-    """no_new_privs, then the seccomp filter: the last things before execve."""
+def lock_privileges(process: Process, seccomp_filter) -> None:
+    """no_new_privs, then the seccomp filter (built by the runtime): the last things before execve."""
     if process.no_new_privileges:
         linux.no_new_privs()
-    if seccomp_config:
-        from . import seccomp
-        seccomp.apply(seccomp_config)
+    if seccomp_filter is not None:
+        try:
+            seccomp_filter.load()
+        except MockerError as err:
+            raise ProcessError(f"load seccomp filter: {err}") from None
+
+
+def home_of(uid: int) -> str:
+    """The user's home from the container's /etc/passwd, "/" if it has none (as runc)."""
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
 
 
 def execute(program: str, process: Process) -> None:
     env = dict(e.partition("=")[::2] for e in process.env)
+    env.setdefault("HOME", home_of(process.uid))
     os.execve(program, process.args, env)

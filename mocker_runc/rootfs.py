@@ -85,13 +85,13 @@ def _locked_flags(target: str) -> int:
     return sum(ms for st, ms in _STATVFS_LOCKED.items() if flags & st)
 
 
-def mount_one(rootfs: str, m: Mount, in_userns: bool) -> None:
+def mount_one(rootfs: str, m: Mount, in_userns: bool, in_cgroupns: bool = False) -> None:
     """Mount one entry of config.json's mounts, with its flags and propagation."""
     target = secure_join(rootfs, m.destination)
     what = f"mount {m.source or m.type} on {m.destination}"
     try:
         if m.type == "cgroup":
-            return _mount_cgroups(target, m)
+            return _mount_cgroups(target, m, in_cgroupns)
         if m.is_bind:
             if not os.path.exists(m.source):
                 raise RootfsError(f"{what}: source {m.source} does not exist")
@@ -112,36 +112,40 @@ def mount_one(rootfs: str, m: Mount, in_userns: bool) -> None:
         raise _fail(what, err) from None
 
 
-def _own_cgroups() -> list[tuple[str, str]]:
-    """(hierarchy directory under /sys/fs/cgroup, our path in it), from /proc/self/cgroup."""
+def _own_cgroups() -> list[tuple[str, str, str]]:
+    """(directory under /sys/fs/cgroup, controllers, our path), from /proc/self/cgroup."""
     out = []
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             name = controllers.removeprefix("name=") if controllers else "unified"
-            out.append((name, path))
+            out.append((name, controllers, path))
     return out
 
 
-def _mount_cgroups(target: str, m: Mount) -> None:
-    """A `cgroup` mount: a tmpfs holding, per hierarchy, the container's own cgroup.
+def _mount_cgroups(target: str, m: Mount, own_namespace: bool) -> None:
+    """A `cgroup` mount: a tmpfs holding, per v1 hierarchy, the container's own cgroup.
 
-    On this kind of host (v1 controllers plus an empty v2 tree) runc does the
-    same: bind mounts of the container's cgroup directory, so it never sees
-    its siblings or its parents.
+    Like runc on this kind of host (v1 controllers plus an empty v2 tree at
+    unified, which it leaves out), the container sees only its own cgroup:
+    in a cgroup namespace, a fresh cgroup mount (the kernel roots it at the
+    namespace's root); without one, a bind mount of our directory. The tmpfs
+    itself stays writable, as under runc 1.1.
     """
     _make_target(target, False)
     linux.mount("tmpfs", target, "tmpfs", m.flags & ~linux.MS_RDONLY, "mode=755")
-    for name, path in _own_cgroups():
+    for name, controllers, path in _own_cgroups():
         host = os.path.join("/sys/fs/cgroup", name, path.lstrip("/"))
-        if not os.path.isdir(host):
+        if name == "unified" or not os.path.isdir(host):
             continue
         inside = os.path.join(target, name)
         os.makedirs(inside, exist_ok=True)
-        linux.mount(host, inside, None, linux.MS_BIND | linux.MS_REC)
-        linux.mount(None, inside, None, linux.MS_BIND | linux.MS_REMOUNT | m.flags)
-    if m.flags & linux.MS_RDONLY:
-        linux.mount(None, target, None, linux.MS_REMOUNT | m.flags, "mode=755")
+        if own_namespace:
+            data = controllers if not controllers.startswith("name=") else "none," + controllers
+            linux.mount("cgroup", inside, "cgroup", m.flags, data)
+        else:
+            linux.mount(host, inside, None, linux.MS_BIND | linux.MS_REC)
+            linux.mount(None, inside, None, linux.MS_BIND | linux.MS_REMOUNT | m.flags)
 
 
 def make_device(rootfs: str, dev: Device, in_userns: bool) -> None:
@@ -193,8 +197,9 @@ def prepare(spec: Spec, in_userns: bool) -> None:
         linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
     except OSError as err:
         raise _fail(f"prepare rootfs {rootfs}", err) from None
+    in_cgroupns = spec.namespace("cgroup") is not None
     for m in spec.mounts:
-        mount_one(rootfs, m, in_userns)
+        mount_one(rootfs, m, in_userns, in_cgroupns)
     if any(m.destination == "/dev" for m in spec.mounts):
         setup_dev(rootfs, spec.devices, in_userns)
     else:

@@ -34,6 +34,7 @@ class ContainerState:
     pid_start: int = 0         # field 22 of /proc/PID/stat when we started it
     ready: bool = False        # create finished: init waits on the fifo
     cgroups_path: str = ""
+    cgroup_paths: dict = field(default_factory=dict)   # controller -> directory, from create
     annotations: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     owner: str = ""
@@ -84,7 +85,9 @@ class Store:
         return path
 
     def save(self, st: ContainerState) -> None:
-        atomic_write_json(os.path.join(self.dir(st.id), "state.json"), asdict(st), 0o600)
+        # Runtime state lives until reboot (runc keeps it on tmpfs): no fsync needed.
+        atomic_write_json(os.path.join(self.dir(st.id), "state.json"), asdict(st), 0o600,
+                          durable=False)
 
     def load(self, cid: str) -> ContainerState:
         try:

@@ -28,14 +28,14 @@ def status_field(text, name):
 
 
 def test_pid_uts_and_default_namespaces(runc_tool, new_bundle, unique):
-    bundle = new_bundle(["sh", "-c", "ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; "
-                                     "echo; hostname; ip -o link | cut -d: -f2,3"],
+    # the shell's own glob: no other process exists while it runs
+    bundle = new_bundle(["sh", "-c", "echo /proc/[0-9]*; hostname; "
+                                     "cat /proc/sys/kernel/domainname; ip -o link | cut -d: -f2,3"],
                         edit=lambda c: c.update(hostname="box-" + unique, domainname="example"))
     out = run_in(runc_tool, bundle, unique).stdout.splitlines()
-    pids = out[0].split()
-    assert pids[0] == "1" and len(pids) <= 4, pids   # sh, ls, grep... only the container's
-    assert out[1] == "box-" + unique
-    links = " ".join(out[2:])
+    assert out[0] == "/proc/1"   # pid 1 is the container's shell; no host process shows
+    assert out[1] == "box-" + unique and out[2] == "example"
+    links = " ".join(out[3:])
     assert "lo" in links and "UP" in links and "eth0" not in links
 
 
@@ -196,3 +196,17 @@ def test_joining_a_namespace_by_path(runc_tool, new_bundle, unique):
         del config["hostname"]
     bundle = new_bundle(["hostname"], edit=join)
     assert run_in(runc_tool, bundle, unique + "b").stdout.strip() == "mocker"
+
+
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_the_container_sees_only_its_own_cgroup(runc_tool, new_bundle, unique, cgroupns):
+    def edit(config):
+        if cgroupns:
+            config["linux"]["namespaces"].append({"type": "cgroup"})
+        config["linux"]["resources"]["pids"] = {"limit": 77}
+    # pids.max exists in a child cgroup only, never in a hierarchy's root
+    bundle = new_bundle(["sh", "-c", "cat /sys/fs/cgroup/pids/pids.max; "
+                                     "grep :pids: /proc/self/cgroup"], edit=edit)
+    out = run_in(runc_tool, bundle, unique).stdout.split()
+    assert out[0] == "77"
+    assert out[1].endswith(":pids:/" if cgroupns else f":pids:/mocker/{unique}")
