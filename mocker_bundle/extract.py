@@ -19,7 +19,7 @@ import errno
 import os
 import stat
 
-from mocker_common.errors import Corrupt
+from mocker_common.errors import Corrupt, MockerError
 
 from .rootdir import RootDir, UnsafePath, lstat_at, remove_at, split_entry_path
 from .tarstream import TarEntry, TarReader
@@ -54,8 +54,9 @@ def unpack_layer(stream, dest, overlay: bool, what: str = "layer") -> None:
         except OSError as err:
             if err.errno == errno.ENOSPC:
                 raise
-            raise Corrupt(f"{what}: cannot apply entry {_entry_name(member)}: "
-                          f"{err.strerror or err}") from None
+            # Not the layer's fault as far as we know (e.g. no xattr support here).
+            raise MockerError(f"{what}: cannot apply entry {_entry_name(member)}: "
+                              f"{err.strerror or err}") from None
         finally:
             os.umask(saved_umask)
 

@@ -78,6 +78,10 @@ def check_layered_tree(rootfs: Path) -> None:
     keep, hard = (rootfs / "data/keep.txt").lstat(), (rootfs / "data/hard.txt").lstat()
     assert keep.st_ino == hard.st_ino and keep.st_nlink == 2
     assert keep.st_mtime == fx.KEEP_MTIME
+    # Directory mtimes are set after their entries were written into them.
+    assert (rootfs / "home").lstat().st_mtime == fx.MTIME
+    assert (rootfs / "home/user").lstat().st_mtime == fx.MTIME
+    assert (rootfs / "data/link.txt").lstat().st_mtime == fx.MTIME
     assert os.readlink(rootfs / "bin/sh") == "/bin/busybox"
     assert (rootfs / "bin/busybox").read_bytes() == Path(fx.BUSYBOX).read_bytes()
     assert stat.S_IMODE((rootfs / "tmp").lstat().st_mode) == 0o1777
