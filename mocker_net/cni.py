@@ -15,6 +15,7 @@ Port forwards come from runtimeConfig.portMappings, as the runtime fills them in
 
 import json
 import os
+from pathlib import Path
 
 from mocker_common.errors import MockerError, NotFound
 
@@ -93,8 +94,8 @@ def result(version: str, record, prefixlen: int, dns=()) -> dict:
     return {
         "cniVersion": version,
         "interfaces": [
-            {"name": record.bridge},
-            {"name": record.host_ifname},
+            {"name": record.bridge, "mac": _mac(record.bridge)},
+            {"name": record.host_ifname, "mac": _mac(record.host_ifname)},
             {"name": record.ifname, "mac": record.mac, "sandbox": record.netns},
         ],
         "ips": [ip],
@@ -102,6 +103,13 @@ def result(version: str, record, prefixlen: int, dns=()) -> dict:
         "dns": {"nameservers": [line.split()[1] for line in servers.splitlines()
                                 if line.startswith("nameserver")]},
     }
+
+
+def _mac(ifname: str) -> str:
+    try:
+        return Path(f"/sys/class/net/{ifname}/address").read_text().strip()
+    except OSError:
+        return ""
 
 
 def run(stdin_text: str) -> dict | None:

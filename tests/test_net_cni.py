@@ -84,6 +84,7 @@ def test_add_check_del_as_a_cni_runtime_calls_them(cni, netns, network, tmp_path
     assert ip["gateway"] == network.gateway
     assert result["interfaces"][ip["interface"]] == {
         "name": "eth0", "mac": result["interfaces"][ip["interface"]]["mac"], "sandbox": path}
+    assert all(len(i["mac"]) == 17 for i in result["interfaces"])
     assert ip["address"] in in_netns(netns, "ip", "-4", "addr", "show", "eth0").stdout
     assert in_netns(netns, "ping", "-c", "1", "-W", "2", network.gateway).returncode == 0
 
