@@ -83,10 +83,18 @@ def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_f
             linux.unshare(unshare_flags)
         except OSError as err:
             raise MockerError(f"unshare namespaces: {os.strerror(err.errno)}") from None
+    # The child waits on a pipe until its pid is sent: the runtime must know it
+    # before any message of the child's (e.g. "hooks", whose state carries the pid).
+    wait_r, wait_w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(wait_w)
+        os.read(wait_r, 1)
+        os.close(wait_r)
         guarded(chan, next_step, *args)
+    os.close(wait_r)
     chan.send("pid", pid=pid)
+    os.write(wait_w, b"1")
 
 
 # --- container init (create) ---------------------------------------------------
