@@ -89,7 +89,8 @@ def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_f
     pid = os.fork()
     if pid == 0:
         os.close(wait_w)
-        os.read(wait_r, 1)
+        if not os.read(wait_r, 1):   # the middle process died first: the runtime gave up
+            os._exit(1)
         os.close(wait_r)
         guarded(chan, next_step, *args)
     os.close(wait_r)
