@@ -111,8 +111,9 @@ def _entry_credentials(entry: dict, path: Path) -> Credentials | None:
 class Authenticator:
     """Answers challenges and remembers the Authorization header per scope."""
 
-    def __init__(self, session, credentials: Credentials | None):
+    def __init__(self, session, credentials: Credentials | None, host: str = "the registry"):
         self.session = session
+        self.host = host
         self.credentials = credentials
         self._headers: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -127,7 +128,7 @@ class Authenticator:
         challenge = parse_challenge(challenge_header)
         if challenge.scheme == "basic":
             if not self.credentials:
-                raise Unauthorized("the registry requires a login (use --creds or --authfile)")
+                raise Unauthorized(f"{self.host} requires a login (use --creds or --authfile)")
             header = self.credentials.basic_header()
         elif challenge.scheme == "bearer":
             header = "Bearer " + self._fetch_token(challenge, scope)

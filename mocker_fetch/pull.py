@@ -9,6 +9,7 @@
        name it in index.json: a half-pulled image is never listed.
 """
 
+import errno
 import json
 import logging
 import threading
@@ -16,7 +17,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from mocker_common.digest import check_digest, digest_bytes, parse_digest
-from mocker_common.errors import MockerError
+from mocker_common.errors import ExitCode, MockerError
 from mocker_common import mediatypes as mt
 
 from . import manifest
@@ -184,9 +185,16 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel) -> N
             log.info("%s: resuming after %d bytes", digest[:19], file.tell())
             progress.advance(digest, file.tell())
         sink = Sink(file, hasher)
-        registry.download_blob(repository, digest, size, sink,
-                               lambda n: progress.advance(digest, n), cancel)
-        file.flush()
+        try:
+            registry.download_blob(repository, digest, size, sink,
+                                   lambda n: progress.advance(digest, n), cancel)
+            file.flush()
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            file.truncate(0)   # a full disk: give the space back rather than keep a partial
+            raise MockerError(f"no space left on device under {layout.path}",
+                              ExitCode.NO_SPACE) from None
         actual = f"{parse_digest(digest)[0]}:{sink.hasher.hexdigest()}"
         layout.commit_partial(path, digest, actual, size)
     progress.done(digest)

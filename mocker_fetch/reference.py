@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from mocker_common.digest import parse_digest
-from mocker_common.errors import MockerError
+from mocker_common.errors import ExitCode, MockerError
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"   # where docker.io's API really answers
@@ -35,7 +35,7 @@ class InvalidReference(MockerError):
     """A reference that breaks the grammar; the message names the rule."""
 
     def __init__(self, text: str, rule: str):
-        super().__init__(f"invalid reference {text!r}: {rule}")
+        super().__init__(f"invalid reference {text!r}: {rule}", ExitCode.USAGE)
 
 
 @dataclass(frozen=True)

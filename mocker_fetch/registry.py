@@ -106,7 +106,7 @@ class Registry:
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=16)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.auth = Authenticator(self.session, credentials)
+        self.auth = Authenticator(self.session, credentials, host)
         self.base_url = base_url.rstrip("/") if base_url else None
 
     # -- the three calls -------------------------------------------------------------
