@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from mocker_common.errors import Corrupt, ExitCode, MockerError, NotFound
 from mocker_common.mediatypes import INDEXES, MANIFESTS, SCHEMA1
 
-DIGEST_PATTERN = r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"
+# image-spec descriptor.md: the registered algorithms, the only ones we can verify.
+DIGEST_PATTERN = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
 
 DESCRIPTOR = {
     "type": "object",
