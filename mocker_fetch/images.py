@@ -41,8 +41,9 @@ def _split_refname(refname: str) -> tuple[str, str, str]:
     return ref.name, "" if ref.digest else (ref.tag or ""), ref.familiar_name
 
 
-def _image_manifest(layout: Layout, descriptor: dict) -> dict | None:
-    """The manifest an index.json entry stands for (the host's, if it is an index)."""
+def _image_manifest(layout: Layout, descriptor: dict) -> tuple[dict, int]:
+    """The manifest an index.json entry stands for (the host's, if it is an index),
+    and the bytes of the manifests on the way to it."""
     try:
         document = json.loads(layout.read_blob(descriptor["digest"]))
         if descriptor.get("mediaType") in INDEXES or "manifests" in document:
@@ -50,18 +51,19 @@ def _image_manifest(layout: Layout, descriptor: dict) -> dict | None:
             entries = document.get("manifests", [])
             chosen = next((e for e in entries if wanted.matches(e.get("platform") or {})),
                           entries[0] if entries else None)
-            return _image_manifest(layout, chosen) if chosen else None
-        return document
+            inner, size = _image_manifest(layout, chosen) if chosen else ({}, 0)
+            return inner, descriptor["size"] + size
+        return document, descriptor["size"]
     except (MockerError, ValueError, KeyError, TypeError):
-        return None
+        return {}, 0
 
 
 def describe(layout: Layout, descriptor: dict) -> ImageInfo:
     refname = descriptor.get("annotations", {}).get(REF_NAME, "")
     name, tag, short = _split_refname(refname)
-    document = _image_manifest(layout, descriptor) or {}
+    document, size = _image_manifest(layout, descriptor)
     blobs = [document.get("config", {}), *document.get("layers", [])]
-    size = descriptor.get("size", 0) + sum(b.get("size", 0) for b in blobs)
+    size += sum(b.get("size", 0) for b in blobs if isinstance(b, dict))
     created = ""
     if document.get("config", {}).get("digest") and layout.has_blob(document["config"]["digest"]):
         try:
@@ -81,7 +83,7 @@ def list_images(layout: Layout) -> list[ImageInfo]:
 
 def _matches(info: ImageInfo, wanted: str, as_ref: str | None) -> bool:
     """A user names an image by ref name, by short name[:tag], or by a digest prefix."""
-    if wanted in (info.refname, as_ref):
+    if info.refname in (wanted, as_ref):
         return True
     hexpart = info.digest.partition(":")[2]
     bare = wanted.removeprefix("sha256:")
