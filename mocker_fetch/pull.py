@@ -11,6 +11,7 @@
 
 import errno
 import json
+import os
 import logging
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -184,11 +185,12 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel) -> N
         if file.tell():
             log.info("%s: resuming after %d bytes", digest[:19], file.tell())
             progress.advance(digest, file.tell())
-        sink = Sink(file, hasher)
         try:
-            registry.download_blob(repository, digest, size, sink,
-                                   lambda n: progress.advance(digest, n), cancel)
-            file.flush()
+            with Sink(file, hasher) as sink:
+                registry.download_blob(repository, digest, size, sink,
+                                       lambda n: progress.advance(digest, n), cancel)
+                sink.flush()
+            os.fdatasync(file.fileno())   # on disk before it gets its final name
         except OSError as err:
             if err.errno != errno.ENOSPC:
                 raise
