@@ -9,7 +9,7 @@ must be validated.
 """
 
 import json
-import platform as _platform
+import os
 from dataclasses import dataclass
 
 from mocker_common.errors import Corrupt, ExitCode, MockerError, NotFound
@@ -113,7 +113,8 @@ def parse_platform(text: str) -> Platform:
 
 
 def host_platform() -> Platform:
-    architecture, variant = _ARCH.get(_platform.machine(), (_platform.machine(), ""))
+    machine = os.uname().machine
+    architecture, variant = _ARCH.get(machine, (machine, ""))
     return Platform("linux", architecture, variant)
 
 

@@ -14,7 +14,6 @@ import json
 import os
 import logging
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from mocker_common.digest import check_digest, digest_bytes, parse_digest
@@ -55,9 +54,21 @@ def pull(ref: Reference, layout: Layout, options: PullOptions, progress: Progres
     """Pull ref into layout; return the ref name it is stored under."""
     layout.create()
     with layout.gc_lock(exclusive=False):
+        if ref.digest and _is_complete(layout, layout.lookup(ref.refname)):
+            progress.message(f"{ref.refname}: already stored (a digest never changes)")
+            return ref.refname
         descriptor = _from_first_endpoint(ref, layout, options, progress)
         layout.tag(ref.refname, descriptor)   # last: now the image exists
     return ref.refname
+
+
+def _is_complete(layout: Layout, descriptor: dict | None) -> bool:
+    """Is this stored image whole: its manifest, config and every layer?"""
+    if not descriptor or not layout.has_blob(descriptor["digest"]):
+        return False
+    document = manifest.load(layout.read_blob(descriptor["digest"]), "stored manifest")
+    blobs = [document.get("config", {}), *document.get("layers", [])]
+    return all(layout.has_blob(b.get("digest", ""), b.get("size")) for b in blobs)
 
 
 def _from_first_endpoint(ref, layout, options, progress) -> dict:
@@ -161,6 +172,7 @@ def _fetch_blobs(registry, repository, descriptors, layout, progress, jobs) -> N
             missing.append(descriptor)
     if not missing:
         return
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait  # only when needed
     cancel = threading.Event()
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="blob")
     try:

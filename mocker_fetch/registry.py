@@ -154,8 +154,12 @@ class Registry:
     # -- the three calls -------------------------------------------------------------
 
     def ping(self) -> None:
-        """GET /v2/: find the scheme (HTTPS first; plain HTTP if insecure is allowed)."""
-        schemes = ["https", "http"] if self.insecure else ["https"]
+        """GET /v2/: find the scheme. HTTPS, unless the registry may be insecure:
+        then both, plain HTTP first for loopback (a local test registry rarely
+        has a certificate) and HTTPS first for others."""
+        schemes = ["https"]
+        if self.insecure:
+            schemes = ["http", "https"] if is_loopback(self.host) else ["https", "http"]
         if self.base_url:
             schemes = [self.base_url.split("://", 1)[0]]
         last = None

@@ -275,3 +275,15 @@ def test_by_digest_pull_checks_the_manifest_digest(registry, layout):
     assert result.returncode == ExitCode.CORRUPT
     assert "digest mismatch" in result.stderr
     assert index_entries(layout) == {}
+
+
+def test_stored_digest_needs_no_registry(registry, layout):
+    digest = registry.images["layered:latest"].manifest_digest
+    with FaultyRegistry(registry.url) as proxy:
+        fetch("--layout", layout, f"{proxy.host}/layered@{digest}")
+    # The proxy is gone: a pinned digest that is stored whole is served from the store.
+    again = fetch("--layout", layout, f"{proxy.host}/layered@{digest}")
+    assert again.stdout == f"oci:{layout}:{proxy.host}/layered@{digest}\n"
+    (layout / "blobs" / "sha256" / registry.images["layered:latest"].layers[-1]["digest"][7:]).unlink()
+    missing = fetch("-q", "--layout", layout, f"{proxy.host}/layered@{digest}", check=False)
+    assert missing.returncode == ExitCode.UNREACHABLE
