@@ -102,3 +102,33 @@ def test_listing_helpers():
     assert _age("", now) == "-"
     assert _split_refname("docker.io/library/busybox:1.36") == ("docker.io/library/busybox", "1.36", "busybox")
     assert _split_refname("v1.0") == ("", "v1.0", "")
+
+
+def test_progress_bars_on_a_terminal_lines_otherwise_nothing_when_quiet():
+    import io
+    from mocker_fetch.progress import Progress
+    outputs = {}
+    for mode, kwargs in {"tty": {"tty": True}, "plain": {"tty": False},
+                         "quiet": {"tty": True, "quiet": True}}.items():
+        stream = io.StringIO()
+        progress = Progress(stream, **kwargs)
+        progress.start("sha256:" + "a" * 64, 2_000_000)
+        progress.start("sha256:" + "b" * 64, 10, present=True)
+        progress.advance("sha256:" + "a" * 64, 1_000_000)
+        progress.done("sha256:" + "a" * 64)
+        outputs[mode] = stream.getvalue()
+    assert "\x1b[2F" in outputs["tty"] and "] 0 B/2.0 MB" in outputs["tty"]
+    assert outputs["tty"].rstrip().endswith("bbbbbbbbbbbb: Already exists")
+    assert outputs["plain"].splitlines() == ["aaaaaaaaaaaa: Downloading (2.0 MB)",
+                                             "bbbbbbbbbbbb: Already exists (10 B)",
+                                             "aaaaaaaaaaaa: Pull complete"]
+    assert outputs["quiet"] == ""
+
+
+def test_help_does_not_import_the_heavy_modules():
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "mocker_fetch", "--help"],
+                            capture_output=True, text=True, check=True)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    assert not {"requests", "jsonschema", "tabulate"} & imported
