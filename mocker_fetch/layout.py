@@ -137,7 +137,7 @@ class Layout:
     def lookup(self, refname: str) -> dict | None:
         """The index.json descriptor named refname, if any."""
         for entry in self.read_index()["manifests"]:
-            if entry.get("annotations", {}).get(REF_NAME) == refname:
+            if _refname(entry) == refname:
                 return entry
         return None
 
@@ -149,31 +149,24 @@ class Layout:
             index = self.read_index()
             if entry in index["manifests"]:
                 return
-            index["manifests"] = [e for e in index["manifests"]
-                                  if e.get("annotations", {}).get(REF_NAME) != refname]
+            index["manifests"] = [e for e in index["manifests"] if _refname(e) != refname]
             index["manifests"].append(entry)
             atomic_write_json(self.path / "index.json", index)
 
     def untag(self, refnames: set[str]) -> list[dict]:
         """Drop the index.json entries with these names; return what was dropped."""
-        with self.index_lock():
-            index = self.read_index()
-            keep = [e for e in index["manifests"]
-                    if e.get("annotations", {}).get(REF_NAME) not in refnames]
-            dropped = [e for e in index["manifests"] if e not in keep]
-            if dropped:
-                index["manifests"] = keep
-                atomic_write_json(self.path / "index.json", index)
-            return dropped
+        return self._drop(lambda entry: _refname(entry) in refnames)
 
     def drop_untagged(self) -> list[dict]:
         """Drop entries with no ref name (dangling images); return them."""
+        return self._drop(lambda entry: _refname(entry) is None)
+
+    def _drop(self, doomed) -> list[dict]:
         with self.index_lock():
             index = self.read_index()
-            keep = [e for e in index["manifests"] if REF_NAME in e.get("annotations", {})]
-            dropped = [e for e in index["manifests"] if e not in keep]
+            dropped = [e for e in index["manifests"] if doomed(e)]
             if dropped:
-                index["manifests"] = keep
+                index["manifests"] = [e for e in index["manifests"] if not doomed(e)]
                 atomic_write_json(self.path / "index.json", index)
             return dropped
 
@@ -221,6 +214,10 @@ class Layout:
         for leftover in (self.private / "partial").glob("*"):
             leftover.unlink(missing_ok=True)   # interrupted pulls' bytes: free them too
         return count, freed
+
+
+def _refname(entry: dict) -> str | None:
+    return (entry.get("annotations") or {}).get(REF_NAME)
 
 
 def _unlink_if_empty(path: Path, file) -> None:

@@ -149,6 +149,11 @@ class Registry:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.auth = Authenticator(self.session, credentials, host)
+        if self.insecure:
+            # The user (or a loopback address) chose unverified TLS: one warning per
+            # request from urllib3 would only bury the progress lines.
+            import urllib3
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.base_url = base_url.rstrip("/") if base_url else None
 
     # -- the three calls -------------------------------------------------------------
@@ -217,10 +222,7 @@ class Registry:
 
     def _download_rest(self, path, repository, size, sink, progress, cancel):
         headers = {"Range": f"bytes={sink.written}-"} if sink.written else {}
-        try:
-            response = self.request("GET", path, repository, headers=headers, stream=True)
-        except Unreachable as err:
-            raise _Retry(str(err)) from None
+        response = self.request("GET", path, repository, headers=headers, stream=True)
         with response:
             if response.status_code == 200 and sink.written:
                 log.info("%s: the server ignored Range; starting again", path)
@@ -243,21 +245,29 @@ class Registry:
             raise _Retry(f"connection closed after {sink.written} of {size} bytes")
 
     def request(self, method: str, path: str, repository: str, headers=None, stream=False):
-        """Send a request to the registry, answering auth challenges and retrying 5xx."""
+        """Send a request to the registry, answering auth challenges, and retrying
+        5xx answers and failed connections with backoff."""
         if not self.base_url:
             self.ping()
         scope = f"repository:{repository}:pull"
         url = self.base_url + path
         for attempt in range(TRIES):
-            response = self._authorized(method, url, scope, dict(headers or {}), stream)
-            if response.status_code < 500 or attempt == TRIES - 1:
-                return response
-            response.close()
+            last = attempt == TRIES - 1
+            try:
+                response = self._authorized(method, url, scope, dict(headers or {}), stream)
+            except Unreachable as err:
+                if last:
+                    raise
+                problem = str(err)
+            else:
+                if response.status_code < 500 or last:
+                    return response
+                response.close()
+                problem = f"HTTP {response.status_code}"
             delay = BACKOFF * 2 ** attempt
-            log.info("%s %s: HTTP %d; retrying in %.1fs", method, path,
-                     response.status_code, delay)
+            log.info("%s %s: %s; retrying in %.1fs", method, path, problem, delay)
             time.sleep(delay)
-        return response
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def _authorized(self, method, url, scope, headers, stream):
         """Send with the scope's known credentials; on 401, answer the challenge once."""
@@ -275,7 +285,8 @@ class Registry:
         response = self._send_or_unreachable(method, url, headers, stream)
         if response.status_code == 401:
             who = "the credentials given" if self.auth.credentials else "anonymous access"
-            raise Unauthorized(f"{self.host} refused {who} for {scope.split(':')[1]}")
+            raise Unauthorized(f"{self.host} refused {who} to {scope.split(':')[1]} "
+                               "(does it exist? is a login needed?)")
         return response
 
     def _send_or_unreachable(self, method, url, headers, stream):
