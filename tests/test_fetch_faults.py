@@ -136,3 +136,9 @@ def test_concurrent_pulls_of_different_images_all_survive(registry, tmp_path):
         assert pull.wait(60) == 0, pull.stderr.read()
     assert {f"{registry.host}/{n}" for n in names} <= set(index_entries(layout))
     assert_all_blobs_verified(layout)
+
+
+def test_layers_download_in_parallel(registry, tmp_path):
+    with FaultyRegistry(registry.url, throttle=0.3) as proxy:
+        fetch("--layout", tmp_path / "layout", f"{proxy.host}/layered")
+    assert proxy.most_blobs_at_once >= 2
