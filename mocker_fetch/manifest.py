@@ -153,7 +153,8 @@ def validate(document: dict, schema: dict, what: str) -> None:
 
 def select_platform(index: dict, wanted: Platform) -> dict:
     """The index entry for the wanted platform (the first one, as Docker picks)."""
-    entries = [e for e in index.get("manifests", []) if isinstance(e, dict)]
+    entries = [e for e in index.get("manifests", [])
+               if isinstance(e, dict) and isinstance(e.get("digest"), str)]
     for entry in entries:
         if wanted.matches(entry.get("platform") or {}):
             return entry

@@ -91,49 +91,59 @@ def _connect(ref: Reference, options: PullOptions, mirror: str | None = None) ->
     return Registry(host, insecure=options.insecure, credentials=credentials, base_url=base_url)
 
 
+@dataclass
+class Resolved:
+    """What the manifest requests found: the image manifest, and its index if any."""
+    data: bytes               # the manifest's bytes, as the registry sent them
+    document: dict            # ... parsed
+    media_type: str
+    index: dict | None = None         # the index or manifest list it was chosen from
+    platform: dict | None = None      # the index entry's platform
+
+
 def copy_image(registry: Registry, ref: Reference, layout: Layout, options: PullOptions,
                progress: Progress) -> dict:
     """Copy one image; return the index.json descriptor of its stored manifest."""
-    data, document, media_type, platform = _resolve(registry, ref, layout, options)
-    stored = _stored_form(data, document)
+    found = _resolve(registry, ref, options)
+    stored = _stored_form(found)
     digest = digest_bytes(stored)
     new = not layout.has_blob(digest, len(stored))
+    if new:   # what is stored was valid when stored: validate only what is new
+        if found.index is not None:
+            manifest.validate(found.index, manifest.INDEX_SCHEMA, "image index")
+        manifest.validate(found.document, manifest.MANIFEST_SCHEMA, "manifest")
+    blobs = [found.document["config"], *found.document["layers"]]
+    _fetch_blobs(registry, ref.repository, blobs, layout, progress, options.jobs)
     if new:
-        manifest.validate(document, manifest.MANIFEST_SCHEMA, "manifest")
-    _fetch_blobs(registry, ref.repository, [document["config"], *document["layers"]],
-                 layout, progress, options.jobs)
-    if new:
-        config = manifest.load(layout.read_blob(document["config"]["digest"]), "config")
+        config = manifest.load(layout.read_blob(blobs[0]["digest"]), "config")
         manifest.validate(config, manifest.CONFIG_SCHEMA, "image config")
-        manifest.check_config(config, document)
+        manifest.check_config(config, found.document)
         layout.put_blob(digest, stored)
     descriptor = {"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": len(stored)}
-    if platform:
-        descriptor["platform"] = platform
+    if found.platform:
+        descriptor["platform"] = found.platform
     progress.message(f"Digest: {digest}")
     return descriptor
 
 
-def _resolve(registry, ref, layout, options):
-    """GET the manifest for ref, through an index if there is one.
-
-    Returns (bytes, document, media type, platform entry or None).
-    """
+def _resolve(registry: Registry, ref: Reference, options: PullOptions) -> Resolved:
+    """GET the manifest for ref, through an index if there is one."""
     fetched = registry.get_manifest(ref.repository, ref.manifest_key)
     _check_manifest_digest(fetched.data, ref.digest or fetched.digest_header, ref)
     document = manifest.load(fetched.data, "manifest")
     if manifest.kind(document, fetched.media_type) == "manifest":
-        return fetched.data, document, document.get("mediaType") or fetched.media_type, None
+        return Resolved(fetched.data, document, document.get("mediaType") or fetched.media_type)
     wanted = options.platform or manifest.host_platform()
     entry = manifest.select_platform(document, wanted)
-    manifest.validate(document, manifest.INDEX_SCHEMA, "image index")
     log.info("index: chose %s for %s", entry["digest"], wanted)
-    fetched = registry.get_manifest(ref.repository, entry["digest"])
-    _check_manifest_digest(fetched.data, entry["digest"], ref)
-    inner = manifest.load(fetched.data, "manifest")
-    if manifest.kind(inner, fetched.media_type) != "manifest":
+    inner = registry.get_manifest(ref.repository, entry["digest"])
+    _check_manifest_digest(inner.data, entry["digest"], ref)
+    inner_document = manifest.load(inner.data, "manifest")
+    if manifest.kind(inner_document, inner.media_type) != "manifest":
         raise MockerError(f"{ref}: an index entry for {wanted} is not an image manifest")
-    return fetched.data, inner, inner.get("mediaType") or fetched.media_type, entry["platform"]
+    return Resolved(inner.data, inner_document,
+                    inner_document.get("mediaType") or inner.media_type,
+                    document, entry.get("platform"))
 
 
 def _check_manifest_digest(data: bytes, expected: str | None, ref: Reference) -> None:
@@ -147,13 +157,18 @@ def _check_manifest_digest(data: bytes, expected: str | None, ref: Reference) ->
     check_digest(expected, digest_bytes(data, algorithm), f"the manifest of {ref}")
 
 
-def _stored_form(data: bytes, document: dict) -> bytes:
+def _stored_form(found: Resolved) -> bytes:
     """The manifest bytes to store: as received if OCI, converted if Docker schema2."""
-    if document.get("mediaType", mt.OCI_MANIFEST) == mt.OCI_MANIFEST:
-        return data
-    converted = dict(document, mediaType=mt.OCI_MANIFEST)
-    converted["config"] = _renamed(document["config"])
-    converted["layers"] = [_renamed(layer) for layer in document["layers"]]
+    if found.media_type != mt.DOCKER_MANIFEST:
+        return found.data
+    document = found.document
+    try:
+        converted = dict(document, mediaType=mt.OCI_MANIFEST)
+        converted["config"] = _renamed(document["config"])
+        converted["layers"] = [_renamed(layer) for layer in document["layers"]]
+    except (KeyError, TypeError, AttributeError):
+        manifest.validate(document, manifest.MANIFEST_SCHEMA, "manifest")   # names the rule
+        raise
     return json.dumps(converted, indent=3).encode()
 
 
