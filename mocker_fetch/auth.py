@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from mocker_common.errors import MockerError, Unauthorized
@@ -34,8 +34,7 @@ _DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io
 _PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     username: str
     password: str
 
@@ -44,8 +43,7 @@ class Credentials:
         return "Basic " + base64.b64encode(raw).decode()
 
 
-@dataclass(frozen=True)
-class Challenge:
+class Challenge(NamedTuple):
     scheme: str                 # "bearer" or "basic", lowercased
     params: dict[str, str]      # realm, service, scope, error, …
 

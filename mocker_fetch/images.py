@@ -6,7 +6,7 @@ OCI layout, including one written by `skopeo copy … oci:DIR:REF`.
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 from datetime import datetime, timezone
 
 from mocker_common.errors import MockerError, NotFound
@@ -19,8 +19,7 @@ from .reference import InvalidReference, parse_reference
 log = logging.getLogger("mocker.fetch")
 
 
-@dataclass
-class ImageInfo:
+class ImageInfo(NamedTuple):
     refname: str     # the org.opencontainers.image.ref.name annotation, "" if none
     name: str        # "docker.io/library/busybox" ("" if the ref name is a bare tag)
     tag: str         # "latest" ("" if pulled by digest or unnamed)
@@ -152,4 +151,4 @@ def render_table(images: list[ImageInfo]) -> str:
 
 def render_json(images: list[ImageInfo]) -> str:
     keys = ("refname", "name", "tag", "digest", "size", "created")
-    return json.dumps([{k: asdict(i)[k] for k in keys} for i in images], indent=2)
+    return json.dumps([{k: i._asdict()[k] for k in keys} for i in images], indent=2)

@@ -10,7 +10,7 @@ must be validated.
 
 import json
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mocker_common.errors import Corrupt, ExitCode, MockerError, NotFound
 from mocker_common.mediatypes import INDEXES, MANIFESTS, SCHEMA1
@@ -85,8 +85,7 @@ _ARCH = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", 
          "ppc64le": ("ppc64le", ""), "s390x": ("s390x", ""), "riscv64": ("riscv64", "")}
 
 
-@dataclass(frozen=True)
-class Platform:
+class Platform(NamedTuple):
     os: str
     architecture: str
     variant: str = ""

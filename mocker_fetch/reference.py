@@ -15,7 +15,7 @@ no I/O, so it is easy to test and to read.
 """
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mocker_common.digest import parse_digest
 from mocker_common.errors import ExitCode, MockerError
@@ -38,8 +38,7 @@ class InvalidReference(MockerError):
         super().__init__(f"invalid reference {text!r}: {rule}", ExitCode.USAGE)
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     registry: str            # "docker.io", "127.0.0.1:5000"
     repository: str          # "library/busybox"
     tag: str | None = None   # None when pulled only by digest

@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from mocker_common import __version__
@@ -108,8 +108,7 @@ class Sink:
         self._queue.task_done()
 
 
-@dataclass
-class Fetched:
+class Fetched(NamedTuple):
     """A manifest as the registry sent it."""
     data: bytes
     media_type: str
@@ -185,16 +184,19 @@ class Registry:
 
     def get_manifest(self, repository: str, key: str) -> Fetched:
         """GET a manifest or index by tag or digest; refuse what is not one."""
+        name = f"{self.host}/{repository}{'@' if ':' in key else ':'}{key}"
         response = self.request("GET", f"/v2/{repository}/manifests/{key}", repository,
-                                headers={"Accept": MANIFEST_ACCEPT})
-        if response.status_code == 404:
-            raise NotFound(f"manifest unknown: {self.host}/{repository}:{key}"
-                           if not key.startswith("sha") else
-                           f"manifest unknown: {self.host}/{repository}@{key}")
-        _raise_for_status(response, f"manifest {repository}:{key}")
-        data = response.content
+                                headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+        with response:
+            if response.status_code == 404:
+                raise NotFound(f"manifest unknown: {name}")
+            _raise_for_status(response, f"manifest {name}")
+            try:   # read at most the limit: a registry cannot make us hold gigabytes
+                data = response.raw.read(MAX_MANIFEST + 1, decode_content=True)
+            except _network_errors() as err:
+                raise Unreachable(f"manifest {name}: {_reason(err)}") from None
         if len(data) > MAX_MANIFEST:
-            raise Corrupt(f"manifest {repository}:{key} is larger than {MAX_MANIFEST} bytes")
+            raise Corrupt(f"manifest {name} is larger than {MAX_MANIFEST} bytes")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return Fetched(data, media_type, response.headers.get("Docker-Content-Digest"))
 
