@@ -311,7 +311,12 @@ class Registry:
             if not response.is_redirect:
                 return response
             response.close()
-            url = urljoin(url, response.headers["Location"])
+            target = urljoin(url, response.headers.get("Location", ""))
+            if urlsplit(target).scheme not in ("https", "http") or (
+                    urlsplit(target).scheme == "http" and urlsplit(url).scheme == "https"
+                    and not self.insecure):
+                raise MockerError(f"refusing a redirect from {url} to {target}")
+            url = target
             if urlsplit(url).netloc != origin:
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         raise Unreachable(f"more than {MAX_REDIRECTS} redirects from {origin}")
