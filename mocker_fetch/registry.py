@@ -283,6 +283,7 @@ class Registry:
         response.close()
         if not challenge:
             raise Unauthorized(f"{self.host} refused access (401) without a challenge")
+        log.info("  -> 401, challenge: %s", challenge)
         headers["Authorization"] = self.auth.answer(challenge, scope)
         response = self._send_or_unreachable(method, url, headers, stream)
         if response.status_code == 401:
