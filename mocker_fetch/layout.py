@@ -96,8 +96,7 @@ class Layout:
         """
         path = self.private / "partial" / parse_digest(digest)[1]
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+b") as file:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        with _open_locked(path) as file:
             hasher = new_hasher(digest)
             file.seek(0)
             while chunk := file.read(1 << 20):
@@ -214,6 +213,21 @@ class Layout:
         for leftover in (self.private / "partial").glob("*"):
             leftover.unlink(missing_ok=True)   # interrupted pulls' bytes: free them too
         return count, freed
+
+
+def _open_locked(path: Path):
+    """Open path for appending and flock it, making sure the lock is on the file
+    that is still at path: while we waited, the holder may have renamed its file
+    into blobs/ or deleted it, and then we must start on a new one."""
+    while True:
+        file = open(path, "a+b")
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.fstat(file.fileno()), os.stat(path)):
+                return file
+        except FileNotFoundError:
+            pass
+        file.close()
 
 
 def _refname(entry: dict) -> str | None:

@@ -142,3 +142,17 @@ def test_layers_download_in_parallel(registry, tmp_path):
     with FaultyRegistry(registry.url, throttle=0.3) as proxy:
         fetch("--layout", tmp_path / "layout", f"{proxy.host}/layered")
     assert proxy.most_blobs_at_once >= 2
+
+
+def test_two_pulls_of_one_image_download_each_blob_once(registry, big_image, tmp_path):
+    layout = tmp_path / "layout"
+    digest = _layer_digest(big_image)
+    with FaultyRegistry(registry.url, throttle=0.03) as proxy:   # ~1.5 s: the pulls overlap
+        pulls = [subprocess.Popen(["mocker-fetch", "-q", "--layout", str(layout), f"{proxy.host}/big"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        for pull in pulls:
+            assert pull.wait(60) == 0, pull.stderr.read()
+    assert len([p for _, p, _ in proxy.blob_requests() if p.endswith(digest)]) == 1
+    assert list(index_entries(layout)) == [f"{proxy.host}/big:latest"]
+    assert_all_blobs_verified(layout)
+    assert not list((layout / ".mocker" / "partial").iterdir())
