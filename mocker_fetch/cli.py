@@ -75,6 +75,9 @@ def pull_command(layout, args) -> int:
     from .reference import parse_reference
 
     ref = parse_reference(args.image[0])
+    if ":" in str(layout.path.absolute()):
+        raise MockerError(f"the layout path {layout.path} cannot contain ':' "
+                          "(the oci:LAYOUT:REF line splits there)", ExitCode.USAGE)
     options = PullOptions(
         platform=parse_platform(args.platform) if args.platform else None,
         insecure=args.insecure,

@@ -287,3 +287,9 @@ def test_stored_digest_needs_no_registry(registry, layout):
     (layout / "blobs" / "sha256" / registry.images["layered:latest"].layers[-1]["digest"][7:]).unlink()
     missing = fetch("-q", "--layout", layout, f"{proxy.host}/layered@{digest}", check=False)
     assert missing.returncode == ExitCode.UNREACHABLE
+
+
+def test_layout_path_with_a_colon_is_refused(tmp_path):
+    result = fetch("-q", "--layout", tmp_path / "a:b", "127.0.0.1:1/x", check=False)
+    assert result.returncode == ExitCode.USAGE and "cannot contain ':'" in result.stderr
+    assert not (tmp_path / "a:b").exists()
