@@ -25,7 +25,8 @@ from .auth import Credentials, lookup_credentials
 from .layout import Layout
 from .progress import Progress
 from .reference import Reference
-from .registry import Registry, Sink
+from .registry import Registry
+from .sink import Sink
 
 log = logging.getLogger("mocker.fetch")
 
