@@ -156,3 +156,12 @@ def test_two_pulls_of_one_image_download_each_blob_once(registry, big_image, tmp
     assert list(index_entries(layout)) == [f"{proxy.host}/big:latest"]
     assert_all_blobs_verified(layout)
     assert not list((layout / ".mocker" / "partial").iterdir())
+
+
+def test_server_ignoring_range_restarts_the_blob(registry, big_image, tmp_path):
+    layout = tmp_path / "layout"
+    digest = _layer_digest(big_image)
+    with FaultyRegistry(registry.url, drop_after=BIG // 2, ignore_range=True) as proxy:
+        result = fetch("-v", "--layout", layout, f"{proxy.host}/big")
+    assert "ignored Range" in result.stderr
+    assert _blob_file(layout, digest).read_bytes() == big_image.blobs[digest]
