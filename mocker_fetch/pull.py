@@ -216,7 +216,7 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel) -> N
                 registry.download_blob(repository, digest, size, sink,
                                        lambda n: progress.advance(digest, n), cancel)
                 sink.flush()
-            if not os.environ.get('NOSYNC'): os.fdatasync(file.fileno())   # on disk before it gets its final name
+            os.fdatasync(file.fileno())   # on disk before it gets its final name
         except OSError as err:
             if err.errno != errno.ENOSPC:
                 raise
