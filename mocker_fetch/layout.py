@@ -23,7 +23,7 @@ from pathlib import Path
 from mocker_common.digest import blob_path, check_digest, digest_bytes, new_hasher, parse_digest
 from mocker_common.errors import Corrupt, MockerError
 from mocker_common.files import atomic_write, atomic_write_json, locked, read_json
-from mocker_common.mediatypes import REF_NAME
+from mocker_common.mediatypes import INDEXES, MANIFESTS, REF_NAME
 
 log = logging.getLogger("mocker.fetch")
 
@@ -116,10 +116,6 @@ class Layout:
         self.blob(digest).parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, self.blob(digest))
 
-    def forget_partial(self, digest: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self.private / "partial" / parse_digest(digest)[1]).unlink()
-
     # -- index.json --------------------------------------------------------------------------
 
     def read_index(self) -> dict:
@@ -181,8 +177,8 @@ class Layout:
             if digest in seen:
                 continue
             seen.add(digest)
-            if not descriptor.get("mediaType", "").endswith("json") or not self.has_blob(digest):
-                continue
+            if descriptor.get("mediaType") not in (*INDEXES, *MANIFESTS) or not self.has_blob(digest):
+                continue   # a config or a layer: nothing further to follow
             try:
                 document = json.loads(self.read_blob(digest))
             except ValueError:
