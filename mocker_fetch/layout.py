@@ -218,7 +218,7 @@ def _open_locked(path: Path):
     that is still at path: while we waited, the holder may have renamed its file
     into blobs/ or deleted it, and then we must start on a new one."""
     while True:
-        file = open(path, "a+b")
+        file = open(path, "a+b", buffering=0)   # unbuffered: no bytes hide in a buffer
         fcntl.flock(file.fileno(), fcntl.LOCK_EX)
         try:
             if os.path.samestat(os.fstat(file.fileno()), os.stat(path)):

@@ -220,7 +220,7 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel) -> N
         except OSError as err:
             if err.errno != errno.ENOSPC:
                 raise
-            file.truncate(0)   # a full disk: give the space back rather than keep a partial
+            os.ftruncate(file.fileno(), 0)   # a full disk: give the space back rather than keep a partial
             raise MockerError(f"no space left on device under {layout.path}",
                               ExitCode.NO_SPACE) from None
         actual = f"{parse_digest(digest)[0]}:{sink.hasher.hexdigest()}"

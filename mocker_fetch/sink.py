@@ -43,7 +43,6 @@ class Sink:
         self._queue.join()
         if self._error:
             raise self._error
-        self.file.flush()
 
     def restart(self) -> None:
         """Forget what was written (the server sent the blob from its start)."""
@@ -53,11 +52,16 @@ class Sink:
         self.hasher = hashlib.new(self.hasher.name)
         self.written = 0
 
+    def _write_all(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:   # an unbuffered write(2) may write less than asked
+            view = view[self.file.write(view):]
+
     def _drain(self) -> None:
         while (chunk := self._queue.get()) is not None:
             try:
                 if self._error is None:
-                    self.file.write(chunk)
+                    self._write_all(chunk)
                     self.hasher.update(chunk)
             except BaseException as err:   # ENOSPC and friends: reported by write()/flush()
                 self._error = err
