@@ -211,11 +211,10 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel) -> N
         if file.tell():
             log.info("%s: resuming after %d bytes", digest[:19], file.tell())
             progress.advance(digest, file.tell())
+        sink = Sink(file, hasher)
         try:
-            with Sink(file, hasher) as sink:
-                registry.download_blob(repository, digest, size, sink,
-                                       lambda n: progress.advance(digest, n), cancel)
-                sink.flush()
+            registry.download_blob(repository, digest, size, sink,
+                                   lambda n: progress.advance(digest, n), cancel)
             os.fdatasync(file.fileno())   # on disk before it gets its final name
         except OSError as err:
             if err.errno != errno.ENOSPC:
