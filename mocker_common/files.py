@@ -8,11 +8,12 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Write data to path so that readers see the old file or the new one, never a mix.
 
-    The data goes to a temp file in the same directory, is flushed to disk,
-    and then renamed over path (rename(2) is atomic within a filesystem).
+    The data goes to a temp file in the same directory, is flushed to disk
+    (unless durable=False: runtime state that a reboot clears anyway), and then
+    renamed over path (rename(2) is atomic within a filesystem).
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -20,7 +21,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -29,8 +31,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-def atomic_write_json(path: Path, obj, mode: int = 0o644) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False).encode() + b"\n", mode)
+def atomic_write_json(path: Path, obj, mode: int = 0o644, durable: bool = True) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False).encode() + b"\n", mode, durable)
 
 
 def read_json(path: Path):
