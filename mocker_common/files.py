@@ -8,12 +8,11 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write data to path so that readers see the old file or the new one, never a mix.
 
-    The data goes to a temp file in the same directory, is flushed to disk
-    (unless durable=False: runtime state that a reboot clears anyway), and then
-    renamed over path (rename(2) is atomic within a filesystem).
+    The data goes to a temp file in the same directory, is flushed to disk,
+    and then renamed over path (rename(2) is atomic within a filesystem).
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -21,8 +20,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            if durable:
-                os.fsync(f.fileno())
+            os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -31,8 +29,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
         raise
 
 
-def atomic_write_json(path: Path, obj, mode: int = 0o644, durable: bool = True) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False).encode() + b"\n", mode, durable)
+def atomic_write_json(path: Path, obj, mode: int = 0o644) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False).encode() + b"\n", mode)
 
 
 def read_json(path: Path):

@@ -9,10 +9,10 @@ import json
 import os
 import sys
 
-from mocker_common import __version__, paths
+from mocker_common import __version__
 from mocker_common.errors import ExitCode, MockerError
 
-from . import container
+from . import container, foreground
 from . import spec as specs
 from .runlog import RunLog
 from .state import Store
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--version", action=_Version, nargs=0, help="print the version")
     parser.add_argument("--root", default=None,
-                        help=f"state directory (default {paths.runc_state_dir()})")
+                        help="state directory (default $MOCKER_RUN/runc, /run/mocker/runc)")
     parser.add_argument("--log", help="also write errors (and --debug lines) to this file")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--debug", action="store_true", help="log each step")
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         if args.systemd_cgroup:
             raise MockerError("--systemd-cgroup is not supported: mocker-runc manages "
                               "cgroupfs directly (drop the flag)", ExitCode.USAGE)
-        store = Store(args.root or str(paths.runc_state_dir()))
+        store = Store(args.root or _default_root())
         log.debug(f"{args.verb} {getattr(args, 'id', '')}")
         return int(VERBS[args.verb](store, args) or 0)
     except MockerError as err:
@@ -132,6 +132,17 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return int(ExitCode.INTERRUPTED)
+    except Exception as err:   # a bug or a missing module: still one line (--debug: the trace)
+        if args.debug:
+            import traceback
+            traceback.print_exc()
+        log.error(f"internal error: {type(err).__name__}: {err}")
+        return int(ExitCode.ERROR)
+
+
+def _default_root() -> str:
+    from mocker_common import paths   # pathlib: only loaded when --root is not given
+    return str(paths.runc_state_dir())
 
 
 # --- one small function per verb ------------------------------------------------------
@@ -148,7 +159,7 @@ def do_create(store, args):
 
 
 def do_run(store, args):
-    return container.run(store, args.id, args.bundle, _create_options(args), args.detach)
+    return foreground.run(store, args.id, args.bundle, _create_options(args), args.detach)
 
 
 def do_start(store, args):
@@ -213,9 +224,9 @@ def do_exec(store, args):
             raise specs.SpecError(f"process file {args.process}: {err}") from None
     else:
         proc = _process_from_flags(store, args)
-    opts = container.ExecOptions(pid_file=args.pid_file, console_socket=args.console_socket,
+    opts = foreground.ExecOptions(pid_file=args.pid_file, console_socket=args.console_socket,
                                  detach=args.detach)
-    return container.exec_(store, args.id, proc, opts)
+    return foreground.exec_(store, args.id, proc, opts)
 
 
 def _process_from_flags(store, args) -> specs.Process:

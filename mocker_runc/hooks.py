@@ -7,14 +7,13 @@ Which failures stop the container (runtime.md#lifecycle):
 """
 
 import json
-import logging
 import os
+import signal
+import sys
 
 from mocker_common.errors import MockerError
 
 from .spec import Hook
-
-log = logging.getLogger("mocker.runc")
 
 ABORTING = {"prestart", "createRuntime", "createContainer", "startContainer"}
 
@@ -29,18 +28,23 @@ def run_hook(point: str, hook: Hook, state: dict) -> None:
     # Like runc, a hook without env gets the runtime's own environment.
     env = None if hook.env is None else dict(e.partition("=")[::2] for e in hook.env)
     what = f"{point} hook {hook.path}"
+    # Its own process group, so that a timeout kills what the hook started, too.
     try:
-        proc = subprocess.run([hook.path, *hook.args[1:]], executable=hook.path, env=env,
-                              input=json.dumps(state).encode(), capture_output=True,
-                              timeout=hook.timeout)
-    except subprocess.TimeoutExpired:
-        raise HookError(f"{what} timed out after {hook.timeout}s") from None
+        proc = subprocess.Popen([hook.path, *hook.args[1:]], executable=hook.path, env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
     except OSError as err:
         raise HookError(f"{what}: {err.strerror}") from None
-    if proc.stdout:
-        os.write(2, proc.stdout)
+    try:
+        stdout, stderr = proc.communicate(json.dumps(state).encode(), timeout=hook.timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise HookError(f"{what} timed out after {hook.timeout}s") from None
+    if stdout:
+        os.write(2, stdout)
     if proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = stderr.decode(errors="replace").strip().splitlines()
         tail = f": {detail[-1]}" if detail else ""
         raise HookError(f"{what} exited with status {proc.returncode}{tail}")
 
@@ -53,4 +57,4 @@ def run_hooks(point: str, hooks: list[Hook], state: dict) -> None:
         except HookError as err:
             if point in ABORTING:
                 raise
-            log.warning("warning: %s", err)
+            print(f"mocker-runc: warning: {err}", file=sys.stderr)

@@ -83,10 +83,19 @@ def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_f
             linux.unshare(unshare_flags)
         except OSError as err:
             raise MockerError(f"unshare namespaces: {os.strerror(err.errno)}") from None
+    # The child waits on a pipe until its pid is sent: the runtime must know it
+    # before any message of the child's (e.g. "hooks", whose state carries the pid).
+    wait_r, wait_w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(wait_w)
+        if not os.read(wait_r, 1):   # the middle process died first: the runtime gave up
+            os._exit(1)
+        os.close(wait_r)
         guarded(chan, next_step, *args)
+    os.close(wait_r)
     chan.send("pid", pid=pid)
+    os.write(wait_w, b"1")
 
 
 # --- container init (create) ---------------------------------------------------
@@ -120,16 +129,18 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
     rootfs.enter(spec.rootfs, no_pivot)
     rootfs.finish(spec)
     if slave is not None:
-        _attach_terminal(slave)
+        _attach_terminal(slave)     # setsid, and the pty as controlling terminal
+    else:
+        linux.new_session()         # as under runc: the container's init leads its session
     process.set_limits(spec.process)
     program = process.lookup(spec.process)
     process.become_user(spec.process)
     chan.send("ready")
     chan.close()
 
-    # runtime-spec: the process waits here until `start` (runc: exec.fifo).
+    # runtime-spec: the process waits here until `start` (runc: exec.fifo). The fd
+    # stays open (close-on-exec) so that `start` can see the execve happen.
     os.read(fifo_fd, 1)
-    os.close(fifo_fd)
     try:
         state["status"] = "running"
         _run_hooks("startContainer", spec, state)

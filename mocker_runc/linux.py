@@ -215,8 +215,12 @@ def open_pty_master(ptmx: str) -> tuple[int, str]:
     return master, os.path.join(os.path.dirname(os.path.realpath(ptmx)), str(number))
 
 
-def make_controlling_tty(fd: int) -> None:
+def new_session() -> None:
     os.setsid()
+
+
+def make_controlling_tty(fd: int) -> None:
+    new_session()
     fcntl.ioctl(fd, _TIOCSCTTY, 0)
 
 

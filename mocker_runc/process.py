@@ -10,6 +10,7 @@ Order matters, as in runc:
 
 import os
 import resource
+import signal
 
 from mocker_common.errors import MockerError
 
@@ -128,6 +129,10 @@ def home_of(uid: int) -> str:
 
 
 def execute(program: str, process: Process) -> None:
+    # Python ignores SIGPIPE and SIGXFSZ; execve keeps "ignored", so give the program
+    # the defaults it expects (or `yes | head -1` would never end by SIGPIPE).
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
     env = dict(e.partition("=")[::2] for e in process.env)
     env.setdefault("HOME", home_of(process.uid))
     os.execve(program, process.args, env)

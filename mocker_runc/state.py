@@ -13,11 +13,9 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 
 from mocker_common.errors import Conflict, MockerError, NotFound
-from mocker_common.files import atomic_write_json
 
 from .spec import SPEC_VERSION
 
@@ -38,6 +36,22 @@ class ContainerState:
     annotations: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     owner: str = ""
+
+
+def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Readers see the old file or the new one (rename(2) is atomic), never half of it.
+
+    Lighter than mocker_common.files.atomic_write, on purpose (this is the
+    start path): no fsync, as the state is gone at reboot anyway (runc keeps
+    it on tmpfs), and a fixed temp name, as callers hold the container's lock.
+    """
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -85,9 +99,8 @@ class Store:
         return path
 
     def save(self, st: ContainerState) -> None:
-        # Runtime state lives until reboot (runc keeps it on tmpfs): no fsync needed.
-        atomic_write_json(os.path.join(self.dir(st.id), "state.json"), asdict(st), 0o600,
-                          durable=False)
+        write_atomically(os.path.join(self.dir(st.id), "state.json"),
+                         json.dumps(asdict(st), indent=2).encode(), 0o600)
 
     def load(self, cid: str) -> ContainerState:
         try:
@@ -97,7 +110,13 @@ class Store:
             raise NotFound(f"container {cid} does not exist") from None
 
     def remove(self, cid: str) -> None:
-        shutil.rmtree(self.dir(cid), ignore_errors=True)
+        """Remove the container's directory (it holds only flat files)."""
+        path = self.dir(cid)
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(path, name))
+            os.rmdir(path)
 
     @contextlib.contextmanager
     def lock(self, cid: str):

@@ -84,3 +84,27 @@ def test_missing_bundle_and_duplicate_id(runc_tool, new_bundle, unique, tmp_path
     twice = runc_tool("create", "--bundle", str(new_bundle(["true"])), unique)
     assert twice.returncode != 0 and "exists" in twice.stderr
     assert runc_tool.state(unique)["status"] == "running"
+
+
+def test_text_log_and_debug_lines(tmp_path):
+    log = tmp_path / "log.txt"
+    proc = mocker_runc("--root", str(tmp_path), "--log", str(log), "--debug", "kill", "nosuch")
+    assert proc.returncode != 0
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith('time="') and "level=debug" in lines[0]
+    assert "level=error" in lines[-1] and "does not exist" in lines[-1]
+
+
+def test_verbs_on_a_stopped_container_say_not_running(runc_tool, new_bundle, unique):
+    need_root()
+    runc_tool.detached("create", "--bundle", str(new_bundle(["true"])), unique)
+    runc_tool("kill", unique, "KILL", check=True)   # a created container can be killed
+    import time
+    deadline = time.monotonic() + 5
+    while runc_tool.state(unique)["status"] != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for verb in (["exec", unique, "true"], ["pause", unique], ["kill", unique]):
+        proc = runc_tool(*verb)
+        assert proc.returncode != 0 and "container not running" in proc.stderr, verb
+    start = runc_tool("start", unique)
+    assert start.returncode != 0 and "stopped" in start.stderr

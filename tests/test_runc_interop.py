@@ -15,11 +15,11 @@ pytestmark = pytest.mark.interop
 
 # What a process can observe of its isolation; sizes and inode counts vary by run.
 PROBE = r"""id; hostname; echo /proc/[0-9]*
-grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; ulimit -n; ulimit -Hn; umask
+grep -E '^(Cap|NoNewPrivs|Seccomp:|Sig(Ign|Blk))' /proc/self/status; ulimit -n; ulimit -Hn; umask
 ls /dev | tr '\n' ' '; echo
 awk '{print $2, $3, $4}' /proc/mounts | sed 's/,size=[0-9a-z]*//; s/,nr_inodes=[0-9]*//; s/,inode64//' | sort
 touch /written 2>&1; ls /sys/firmware | wc -l; ip -o link | cut -d: -f2
-pwd; echo $PATH $HOME; readlink /dev/fd"""
+pwd; echo $PATH $HOME; readlink /dev/fd; cut -d' ' -f5,6 /proc/1/stat"""
 
 
 @pytest.fixture

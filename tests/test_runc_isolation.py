@@ -210,3 +210,21 @@ def test_the_container_sees_only_its_own_cgroup(runc_tool, new_bundle, unique, c
     out = run_in(runc_tool, bundle, unique).stdout.split()
     assert out[0] == "77"
     assert out[1].endswith(":pids:/" if cgroupns else f":pids:/mocker/{unique}")
+
+
+def test_mount_destinations_cannot_escape_through_symlinks(runc_tool, new_bundle, unique,
+                                                           tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    def edit(config):
+        config["mounts"].append({"destination": "/escape/sub", "type": "tmpfs",
+                                 "source": "tmpfs", "options": ["size=1m"]})
+    bundle = new_bundle(["sh", "-c", f"grep -c ' {outside}/sub tmpfs ' /proc/mounts"],
+                        edit=edit)
+    # a symlink in the image that points at a host path: it must resolve inside the rootfs
+    (bundle / "rootfs" / "escape").symlink_to(outside)
+    proc = run_in(runc_tool, bundle, unique, check=False)
+    assert list(outside.iterdir()) == [], "a mount point was created on the host"
+    assert proc.returncode == 0 and proc.stdout == "1\n", proc.stderr
+    assert (bundle / "rootfs" / str(outside).lstrip("/") / "sub").is_dir()

@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -97,7 +98,7 @@ def test_exec_tty_through_console_socket(runc_tool, new_bundle, unique, console_
 
 
 def test_run_proxies_the_users_terminal(runc_tool, new_bundle, unique):
-    bundle = new_bundle(["sh", "-c", "stty size; read line; echo got:$line; exit 4"])
+    bundle = new_bundle(["sh", "-c", "stty size; read line; echo got:$line; stty size; exit 4"])
     config = json.loads((bundle / "config.json").read_text())
     config["process"]["terminal"] = True
     (bundle / "config.json").write_text(json.dumps(config))
@@ -108,8 +109,13 @@ def test_run_proxies_the_users_terminal(runc_tool, new_bundle, unique):
     os.close(slave)
     try:
         assert b"24 77" in read_until(master, b"24 77")
+        # the user's window changes size: run hears SIGWINCH and resizes the container's pty
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
+        run.send_signal(signal.SIGWINCH)
+        time.sleep(0.2)
         os.write(master, b"typed\r")
-        assert b"got:typed" in read_until(master, b"got:typed")
+        out = read_until(master, b"30 90")
+        assert b"got:typed" in out and b"30 90" in out
         assert run.wait(10) == 4
     finally:
         run.kill()
