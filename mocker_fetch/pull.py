@@ -17,7 +17,7 @@ import threading
 from typing import NamedTuple
 
 from mocker_common.digest import check_digest, digest_bytes, parse_digest
-from mocker_common.errors import ExitCode, MockerError
+from mocker_common.errors import Corrupt, ExitCode, MockerError
 from mocker_common import mediatypes as mt
 
 from . import manifest
@@ -216,6 +216,9 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel) -> N
             registry.download_blob(repository, digest, size, sink,
                                    lambda n: progress.advance(digest, n), cancel)
             os.fdatasync(file.fileno())   # on disk before it gets its final name
+        except Corrupt:
+            os.ftruncate(file.fileno(), 0)   # bad bytes are not worth resuming
+            raise
         except OSError as err:
             if err.errno != errno.ENOSPC:
                 raise

@@ -144,6 +144,8 @@ class Registry:
         for the rest with Range. The caller checks the digest afterwards.
         """
         path = f"/v2/{repository}/blobs/{digest}"
+        if sink.written >= size:
+            return   # an earlier pull got every byte; the digest check decides
         for attempt in range(TRIES):
             try:
                 self._download_rest(path, repository, size, sink, progress, cancel)
@@ -167,6 +169,10 @@ class Registry:
                 sink.restart()
             elif response.status_code not in (200, 206):
                 _raise_for_status(response, f"blob {self.host}/{repository}@{path.rsplit('/')[-1]}")
+            elif response.status_code == 206 and not response.headers.get(
+                    "Content-Range", "").startswith(f"bytes {sink.written}-"):
+                sink.restart()   # not the part we asked for: start over
+                raise _Retry(f"the server sent {response.headers.get('Content-Range')!r}")
             try:
                 for chunk in response.raw.stream(CHUNK, decode_content=False):
                     if cancel is not None and cancel.is_set():

@@ -165,3 +165,28 @@ def test_server_ignoring_range_restarts_the_blob(registry, big_image, tmp_path):
         result = fetch("-v", "--layout", layout, f"{proxy.host}/big")
     assert "ignored Range" in result.stderr
     assert _blob_file(layout, digest).read_bytes() == big_image.blobs[digest]
+
+
+def test_a_complete_partial_from_an_interrupted_pull_is_used(registry, big_image, tmp_path):
+    # Interrupted after the last byte, before the rename: the rerun needs no download.
+    layout = tmp_path / "layout"
+    digest = _layer_digest(big_image)
+    partial = layout / ".mocker" / "partial" / digest.split(":")[1]
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(big_image.blobs[digest])
+    with FaultyRegistry(registry.url) as proxy:
+        fetch("--layout", layout, f"{proxy.host}/big")
+    assert not [p for _, p, _ in proxy.blob_requests() if p.endswith(digest)]
+    assert _blob_file(layout, digest).read_bytes() == big_image.blobs[digest]
+
+
+def test_a_bad_partial_fails_once_then_is_downloaded_afresh(registry, big_image, tmp_path):
+    layout = tmp_path / "layout"
+    digest = _layer_digest(big_image)
+    partial = layout / ".mocker" / "partial" / digest.split(":")[1]
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"\0" * (BIG // 2))       # resumed, but its first half is wrong
+    first = fetch("-q", "--layout", layout, f"{registry.host}/big", check=False)
+    assert first.returncode == ExitCode.CORRUPT and not partial.exists()
+    fetch("--layout", layout, f"{registry.host}/big")
+    assert _blob_file(layout, digest).read_bytes() == big_image.blobs[digest]
