@@ -202,29 +202,38 @@ def _fetch_blobs(registry, repository, descriptors, layout, progress, jobs) -> N
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _fetch_blob(registry, repository, descriptor, layout, progress, cancel) -> None:
+def _fetch_blob(registry, repository, descriptor, layout, progress, cancel,
+                first_try=True) -> None:
     digest, size = descriptor["digest"], descriptor["size"]
     with layout.partial(digest) as (path, file, hasher):
         if layout.has_blob(digest, size):   # another pull stored it while we waited
             progress.done(digest)
             return
-        if file.tell():
-            log.info("%s: resuming after %d bytes", digest[:19], file.tell())
-            progress.advance(digest, file.tell())
+        resumed = file.tell()
+        if resumed:
+            log.info("%s: resuming after %d bytes", digest[:19], resumed)
+            progress.advance(digest, resumed)
         sink = Sink(file, hasher)
         try:
             registry.download_blob(repository, digest, size, sink,
                                    lambda n: progress.advance(digest, n), cancel)
             os.fdatasync(file.fileno())   # on disk before it gets its final name
+            actual = f"{parse_digest(digest)[0]}:{sink.hasher.hexdigest()}"
+            layout.commit_partial(path, digest, actual, size)
         except Corrupt:
             os.ftruncate(file.fileno(), 0)   # bad bytes are not worth resuming
-            raise
+            if not (resumed and first_try):
+                raise
+            log.warning("%s: the resumed download did not verify; downloading it afresh",
+                        digest[:19])
         except OSError as err:
             if err.errno != errno.ENOSPC:
                 raise
-            os.ftruncate(file.fileno(), 0)   # a full disk: give the space back rather than keep a partial
+            os.ftruncate(file.fileno(), 0)   # a full disk: give the space back
             raise MockerError(f"no space left on device under {layout.path}",
                               ExitCode.NO_SPACE) from None
-        actual = f"{parse_digest(digest)[0]}:{sink.hasher.hexdigest()}"
-        layout.commit_partial(path, digest, actual, size)
-    progress.done(digest)
+        else:
+            progress.done(digest)
+            return
+    progress.advance(digest, -sink.written)
+    _fetch_blob(registry, repository, descriptor, layout, progress, cancel, first_try=False)
