@@ -34,6 +34,14 @@ def _layer_digest(image) -> str:
     return image.layers[-1]["digest"]
 
 
+def _seed_partial(layout: Path, digest: str, data: bytes) -> Path:
+    """Leave a partial download behind, as an interrupted pull would."""
+    partial = layout / ".mocker" / "partial" / digest.split(":")[1]
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(data)
+    return partial
+
+
 def _blob_file(layout: Path, digest: str) -> Path:
     return layout / "blobs" / "sha256" / digest.split(":")[1]
 
@@ -169,11 +177,8 @@ def test_server_ignoring_range_restarts_the_blob(registry, big_image, tmp_path):
 
 def test_a_complete_partial_from_an_interrupted_pull_is_used(registry, big_image, tmp_path):
     # Interrupted after the last byte, before the rename: the rerun needs no download.
-    layout = tmp_path / "layout"
-    digest = _layer_digest(big_image)
-    partial = layout / ".mocker" / "partial" / digest.split(":")[1]
-    partial.parent.mkdir(parents=True)
-    partial.write_bytes(big_image.blobs[digest])
+    layout, digest = tmp_path / "layout", _layer_digest(big_image)
+    _seed_partial(layout, digest, big_image.blobs[digest])
     with FaultyRegistry(registry.url) as proxy:
         fetch("--layout", layout, f"{proxy.host}/big")
     assert not [p for _, p, _ in proxy.blob_requests() if p.endswith(digest)]
@@ -181,11 +186,8 @@ def test_a_complete_partial_from_an_interrupted_pull_is_used(registry, big_image
 
 
 def test_a_bad_partial_is_downloaded_afresh(registry, big_image, tmp_path):
-    layout = tmp_path / "layout"
-    digest = _layer_digest(big_image)
-    partial = layout / ".mocker" / "partial" / digest.split(":")[1]
-    partial.parent.mkdir(parents=True)
-    partial.write_bytes(b"\0" * (BIG // 2))       # resumed, but its first half is wrong
+    layout, digest = tmp_path / "layout", _layer_digest(big_image)
+    partial = _seed_partial(layout, digest, b"\0" * (BIG // 2))   # its first half is wrong
     with FaultyRegistry(registry.url) as proxy:
         result = fetch("--layout", layout, f"{proxy.host}/big")
     assert "did not verify; downloading it afresh" in result.stderr
