@@ -7,13 +7,15 @@ imported from a busybox-static rootfs, nothing is pulled. The only traffic is
 curl on the host to 127.0.0.1, forwarded by netavark into the container.
 """
 
+import json
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.fixtures.engines import IMAGE, freezer_state, process_cgroups
+from tests.fixtures.engines import IMAGE, freezer_state, process_cgroups, recorded_argv
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -51,6 +53,15 @@ def test_run_missing_command_is_127_and_named(podman):
     result = podman("run", "--rm", IMAGE, "/no/such-command", check=False)
     assert result.returncode == 127, podman.explain(["run"], result)
     assert "/no/such-command" in result.stderr
+
+
+def test_runtime_error_is_a_json_line_in_the_log_podman_gives(podman, name):
+    podman("create", "--name", name, IMAGE, "/no/such-command")
+    assert podman("start", name, check=False).returncode != 0
+    create = next(argv for argv in recorded_argv(podman.runtime) if argv.endswith(" " + podman.container_id(name)))
+    log = Path(create.split("--log ")[1].split()[0])
+    last = json.loads(log.read_text().splitlines()[-1])      # runc's format: one JSON object a line
+    assert last["level"] == "error" and "/no/such-command" in last["msg"] and last["time"]
 
 
 def test_run_env_workdir_user(podman):
