@@ -134,6 +134,7 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
         linux.new_session()         # as under runc: the container's init leads its session
     process.set_limits(spec.process)
     program = process.lookup(spec.process)
+    seccomp_filter = process.load_seccomp_if_privileged(spec.process, seccomp_filter)
     process.become_user(spec.process)
     chan.send("ready")
     chan.close()
@@ -217,6 +218,7 @@ def exec_process(chan: Channel, proc: Process, seccomp_filter) -> None:
         _attach_terminal(slave)
     process.set_limits(proc)
     program = process.lookup(proc)
+    seccomp_filter = process.load_seccomp_if_privileged(proc, seccomp_filter)
     process.become_user(proc)
     chan.send("ready")             # from here, only execve errors remain (reported below)
     process.lock_privileges(proc, seccomp_filter)
