@@ -112,7 +112,7 @@ def load_seccomp_if_privileged(process: Process, seccomp_filter):
     still to load, just before execve (with no_new_privs), or None."""
     if process.no_new_privileges or seccomp_filter is None:
         return seccomp_filter
-    _load(seccomp_filter)
+    seccomp_filter.load()
     return None
 
 
@@ -122,14 +122,7 @@ def lock_privileges(process: Process, seccomp_filter) -> None:
     if process.no_new_privileges:
         linux.no_new_privs()
     if seccomp_filter is not None:
-        _load(seccomp_filter)
-
-
-def _load(seccomp_filter) -> None:
-    try:
         seccomp_filter.load()
-    except MockerError as err:
-        raise ProcessError(f"load seccomp filter: {err}") from None
 
 
 def home_of(uid: int) -> str:
@@ -152,4 +145,7 @@ def execute(program: str, process: Process) -> None:
         signal.signal(sig, signal.SIG_DFL)
     env = dict(e.partition("=")[::2] for e in process.env)
     env.setdefault("HOME", home_of(process.uid))
-    os.execve(program, process.args, env)
+    try:
+        os.execve(program, process.args, env)
+    except OSError as err:
+        raise ProcessError(f'exec: "{program}": {err.strerror}') from None
