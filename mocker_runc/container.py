@@ -11,13 +11,13 @@ run and exec, the verbs that stay with the container, are in foreground.py.
 import os
 import signal
 import time
-from dataclasses import dataclass
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 
 from . import cgroups, init
 from . import spec as specs
 from .channel import Channel, InitError
+from .record import Record
 from .runlog import utc_now
 from .state import ContainerState, Store, proc_start_time, write_atomically
 
@@ -25,16 +25,14 @@ class NotRunning(MockerError):
     pass
 
 
-@dataclass
-class CreateOptions:
+class CreateOptions(Record):
     pid_file: str | None = None
     console_socket: str | None = None
     no_pivot: bool = False
     keep_console: bool = False   # `run` without --console-socket: we proxy the pty
 
 
-@dataclass
-class Launched:
+class Launched(Record):
     """What create hands to run: the init's pid and, if we proxy it, the pty master."""
     pid: int
     master: int | None = None
