@@ -5,6 +5,7 @@ because conmon and containerd's shim call runtimes that way.
 """
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -126,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # What is imported by now lives until exit: frozen, the garbage collector
+    # skips it in its passes and in the interpreter's teardown (~4 ms a run).
+    gc.freeze()
     args = build_parser().parse_args(argv)
     log = RunLog(args.log, args.log_format, args.debug)
     try:
