@@ -1,0 +1,171 @@
+"""The per-container monitor, mocker's containerd-shim (or podman's conmon).
+
+It runs `mocker-runc run --bundle B ID` as its child and waits for it: the
+runtime creates and starts the container, waits for its init, deletes it (the
+poststop hooks take the network down) and exits with the container's status.
+The monitor records that status and time, and removes the container for --rm.
+
+- attach: in the foreground, the container's stdio are mocker's own.
+- detach: the monitor leaves the terminal (fork, setsid, fork), sends the
+  container's output to a log file, and tells the waiting `mocker run -d`
+  whether the container started.
+
+Its process name is "mocker monitor" (see `ps -e`, `pgrep 'mocker monitor'`).
+"""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mocker_common.files import read_json
+
+from . import lifecycle, procs, records, runtime
+from .records import EXITED, RUNNING, Record
+
+log = logging.getLogger("mocker")
+
+TITLE = "mocker monitor"
+# Docker's codes when the container never ran (its own exit code otherwise).
+ENGINE_ERROR, CANNOT_INVOKE, NOT_FOUND = 125, 126, 127
+# Signals a monitor passes on to the runtime (which passes them to the container).
+FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+# Signals the terminal sends to the whole foreground group, runtime included:
+# the monitor only has to survive them, to record the end.
+FROM_TERMINAL = (signal.SIGINT, signal.SIGQUIT)
+START_TIMEOUT = 60.0
+
+
+# Annotations mocker-bundle writes into config.json (see docs/mocker.md).
+PORTS, NETWORK, HOSTNAME = "org.mocker.ports", "org.mocker.network", "org.mocker.hostname"
+STOP_SIGNAL = "org.opencontainers.image.stopSignal"
+
+
+def adopt_bundle(record: Record, bundle: str) -> Record:
+    """Copy into the record what `ps` and `inspect` show from the bundle's config.json."""
+    config = read_json(os.path.join(bundle, "config.json"))
+    notes = config.get("annotations") or {}
+    return records.update(
+        record.id, bundle=os.path.abspath(bundle),
+        command=(config.get("process") or {}).get("args") or [],
+        ports=[p for p in notes.get(PORTS, "").split(",") if p],
+        network=notes.get(NETWORK, ""),
+        hostname=notes.get(HOSTNAME) or config.get("hostname", ""),
+        stop_signal=record.stop_signal or notes.get(STOP_SIGNAL, ""))
+
+
+def _spawn(record: Record, stdin, stdout, stderr) -> subprocess.Popen:
+    pid_file = records.pid_path(record.id)
+    pid_file.unlink(missing_ok=True)
+    command = runtime.run_argv(record.id, record.bundle, str(pid_file))
+    log.info("+ %s", " ".join(command))
+    child = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr)
+    records.update(record.id, status=RUNNING, started=time.time(), finished=0.0,
+                   exit_code=None, monitor_pid=os.getpid(),
+                   monitor_start=procs.start_time(os.getpid()))
+    for signum in FORWARDED:
+        signal.signal(signum, lambda num, _frame: child.send_signal(num))
+    for signum in FROM_TERMINAL:
+        # A Python handler, not SIG_IGN: ignored signals would stay ignored in
+        # the runtime and the container after exec; handled ones are reset.
+        signal.signal(signum, lambda num, _frame: None)
+    return child
+
+
+def _started(record: Record) -> bool:
+    """The runtime writes the pid file only once the container's process runs."""
+    return records.pid_path(record.id).exists()
+
+
+def _finish(record: Record, status: int) -> int:
+    """Record the end; remove the container for --rm; return mocker's exit code."""
+    code = status if status >= 0 else 128 - status  # killed by a signal: 128+N
+    if not _started(record) and code not in (CANNOT_INVOKE, NOT_FOUND):
+        code = ENGINE_ERROR  # the runtime failed before the container ran
+    record = records.update(record.id, status=EXITED, exit_code=code,
+                            finished=time.time(), monitor_pid=0)
+    if record.auto_remove:
+        # `mocker-runc run` has deleted it in the runtime already.
+        lifecycle.teardown(record, delete_in_runtime=False)
+    return code
+
+
+def attach(record: Record) -> int:
+    """Run the container in the foreground; return its exit code."""
+    procs.set_title(TITLE)
+    stdin = None if record.interactive or record.tty else subprocess.DEVNULL
+    child = _spawn(record, stdin, None, None)
+    return _finish(record, child.wait())
+
+
+def _wait_started(record: Record, child: subprocess.Popen) -> bool:
+    deadline = time.monotonic() + START_TIMEOUT
+    while child.poll() is None and time.monotonic() < deadline:
+        if _started(record):
+            return True
+        time.sleep(0.005)
+    return _started(record)
+
+
+def _daemonize(record: Record) -> None:
+    """Leave the caller's session and terminal, as daemons do (double fork)."""
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    procs.set_title(TITLE)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    monitor_log = os.open(records.record_dir(record.id) / "monitor.log",
+                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(monitor_log, 2)
+
+
+def _monitor_detached(record: Record, report: int) -> None:
+    """In the daemon: start the container, report to the caller, wait, record."""
+    output = os.open(records.log_path(record.id),
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    child = _spawn(record, subprocess.DEVNULL, output, output)
+    os.close(output)
+    if _wait_started(record, child):
+        os.write(report, b"started\n")
+        os.close(report)
+        _finish(record, child.wait())
+        return
+    status = child.wait()
+    lines = records.log_path(record.id).read_text(errors="replace").strip().splitlines()
+    message = lines[-1] if lines else "the runtime failed to start it"
+    code = _finish(record, status)  # before the report: --rm is done when mocker returns
+    os.write(report, f"{code} {message}\n".encode())
+    os.close(report)
+
+
+def detach(record: Record, print_id: bool = True) -> int:
+    """Start the container in the background; return once it runs (or failed)."""
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        code = 0
+        try:
+            _daemonize(record)
+            _monitor_detached(record, write_end)
+        except BaseException:  # noqa: BLE001 - a daemon has nobody to raise to
+            log.exception("monitor of %s failed", record.id)
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read().decode(errors="replace").strip()
+    os.waitpid(pid, 0)  # the first child exits at once (double fork)
+    if answer == "started":
+        if print_id:
+            print(record.id)
+        return 0
+    code, _, message = answer.partition(" ")
+    print(f"mocker: container {record.name} did not start: "
+          f"{message or 'its monitor failed'}", file=sys.stderr)
+    return int(code) if code.isdigit() else ENGINE_ERROR
