@@ -23,7 +23,7 @@ COMMANDS = {
 }
 
 # Registry, image and network fixtures live in their own modules.
-pytest_plugins = ["tests.fixtures.registry"]
+pytest_plugins = ["tests.fixtures.plugin"]
 
 
 def _write_shims(bindir: Path) -> None:
