@@ -23,9 +23,20 @@ RUN_ERROR, VERB_ERROR = 125, 1
 
 def do_create(args) -> int:
     record = records.create(args.image, args.name or "", auto_remove=args.rm,
-                            interactive=args.interactive, tty=args.tty,
+                            interactive=args.interactive, tty=args.tty, init=args.init,
                             stop_signal=args.stop_signal or "")
     print(record.id)
+    return 0
+
+
+def do_has_image(args) -> int:
+    """Does the shared store have the image? (`run` pulls only when it does not.)"""
+    from mocker_bundle.image import open_image, parse_source  # its lookup, not a copy
+    from mocker_common.errors import ExitCode, NotFound
+    try:
+        open_image(parse_source(args.image))
+    except NotFound:
+        return ExitCode.NOT_FOUND
     return 0
 
 
@@ -163,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rm", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("--init", action="store_true")
     p.add_argument("--stop-signal")
+
+    p = _verb(sub, "has-image", do_has_image, "exit 0 if the store has IMAGE, 3 if not", RUN_ERROR)
+    p.add_argument("image")
 
     p = _verb(sub, "monitor", do_monitor, "run a created container under a monitor", RUN_ERROR)
     p.add_argument("--bundle", required=True)

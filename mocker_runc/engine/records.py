@@ -37,6 +37,7 @@ class Record:
     auto_remove: bool = False
     interactive: bool = False
     tty: bool = False
+    init: bool = False             # --init: a reaper as pid 1
     stop_signal: str = ""          # --stop-signal; else the image's; else SIGTERM
     command: list = dataclasses.field(default_factory=list)
     ports: list = dataclasses.field(default_factory=list)   # "[ip:]host:ctr[/proto]"
