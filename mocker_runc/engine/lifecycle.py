@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 
+from mocker_common import paths
 from mocker_common.errors import Conflict, MockerError
 
 from . import procs, records, runtime
@@ -90,8 +91,11 @@ def teardown(record: Record, delete_in_runtime: bool = True) -> None:
     """Remove everything the container has: runtime state, network, bundle, record."""
     if delete_in_runtime:
         runtime.delete(record.id)  # poststop hooks: mocker-net hook down
-    if record.bundle and os.path.exists(record.bundle):
-        command = ["mocker-bundle", "--remove", record.bundle]
+    # A container whose monitor never started has no bundle in its record yet:
+    # mocker-bundle made it in its default place.
+    bundle = record.bundle or str(paths.containers_dir() / record.id)
+    if os.path.exists(bundle):
+        command = ["mocker-bundle", "--remove", bundle]
         log.info("+ %s", " ".join(command))
         done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if done.returncode != 0:

@@ -86,7 +86,9 @@ def add_init(bundle: str, config: dict) -> dict:
 def _spawn(record: Record, stdin, stdout, stderr) -> subprocess.Popen:
     pid_file = records.pid_path(record.id)
     pid_file.unlink(missing_ok=True)
-    command = runtime.run_argv(record.id, record.bundle, str(pid_file))
+    runtime_log = records.runtime_log_path(record.id)
+    runtime_log.unlink(missing_ok=True)
+    command = runtime.run_argv(record.id, record.bundle, str(pid_file), str(runtime_log))
     log.info("+ %s", " ".join(command))
     child = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr)
     records.update(record.id, status=RUNNING, started=time.time(), finished=0.0,
@@ -106,11 +108,23 @@ def _started(record: Record) -> bool:
     return records.pid_path(record.id).exists()
 
 
+def start_failure_code(message: str) -> int:
+    """Docker's codes for a process that could not be started: 127 when the
+    executable is missing, 126 when it cannot be executed, 125 otherwise."""
+    lowered = message.lower()
+    if "exec" in lowered:
+        if "permission denied" in lowered or "exec format error" in lowered:
+            return CANNOT_INVOKE
+        if "not found" in lowered or "no such file" in lowered:
+            return NOT_FOUND
+    return ENGINE_ERROR
+
+
 def _finish(record: Record, status: int) -> int:
     """Record the end; remove the container for --rm; return mocker's exit code."""
     code = status if status >= 0 else 128 - status  # killed by a signal: 128+N
-    if not _started(record) and code not in (CANNOT_INVOKE, NOT_FOUND):
-        code = ENGINE_ERROR  # the runtime failed before the container ran
+    if not _started(record):  # the runtime failed before the container ran
+        code = start_failure_code(runtime.last_error(records.runtime_log_path(record.id)))
     record = records.update(record.id, status=EXITED, exit_code=code,
                             finished=time.time(), monitor_pid=0)
     if record.auto_remove:
@@ -162,8 +176,10 @@ def _monitor_detached(record: Record, report: int) -> None:
         _finish(record, child.wait())
         return
     status = child.wait()
-    lines = records.log_path(record.id).read_text(errors="replace").strip().splitlines()
-    message = lines[-1] if lines else "the runtime failed to start it"
+    message = runtime.last_error(records.runtime_log_path(record.id))
+    if not message:
+        lines = records.log_path(record.id).read_text(errors="replace").strip().splitlines()
+        message = lines[-1] if lines else "the runtime failed to start it"
     code = _finish(record, status)  # before the report: --rm is done when mocker returns
     os.write(report, f"{code} {message}\n".encode())
     os.close(report)

@@ -72,6 +72,11 @@ def pid_path(container_id: str) -> Path:
     return record_dir(container_id) / "container.pid"
 
 
+def runtime_log_path(container_id: str) -> Path:
+    """The runtime's own log (--log): why it failed to start the container."""
+    return record_dir(container_id) / "runtime.log"
+
+
 def _record_file(container_id: str) -> Path:
     return record_dir(container_id) / "record.json"
 

@@ -5,6 +5,7 @@ bundles mocker-bundle writes are plain OCI bundles. The engine passes --root so
 that runc and mocker-runc keep their state where mocker looks for it.
 """
 
+import json
 import logging
 import os
 import subprocess
@@ -24,10 +25,30 @@ def argv(*args: str) -> list[str]:
     return [runtime(), "--root", str(paths.runc_state_dir()), *args]
 
 
-def run_argv(container_id: str, bundle: str, pid_file: str) -> list[str]:
+def run_argv(container_id: str, bundle: str, pid_file: str, log_file: str) -> list[str]:
     # runc run: create + start + wait; it deletes the container when it ends,
-    # which runs the poststop hooks (mocker-net hook down).
-    return argv("run", "--bundle", bundle, "--pid-file", pid_file, container_id)
+    # which runs the poststop hooks (mocker-net hook down). Its errors also go
+    # to log_file as JSON lines, where the monitor reads why a start failed.
+    command = argv("run", "--bundle", bundle, "--pid-file", pid_file, container_id)
+    command[1:1] = ["--log", log_file, "--log-format", "json"]
+    return command
+
+
+def last_error(log_file: str) -> str:
+    """The runtime's last error message in its --log file ("" if none)."""
+    message = ""
+    try:
+        with open(log_file) as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("level") in ("error", "fatal"):
+                    message = str(entry.get("msg", ""))
+    except FileNotFoundError:
+        pass
+    return message
 
 
 def call(*args: str, check: bool = False) -> subprocess.CompletedProcess:
