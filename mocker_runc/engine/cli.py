@@ -11,9 +11,12 @@ import sys
 import time
 
 from mocker_common import cli
-from mocker_common.errors import MockerError
+from mocker_common.errors import ExitCode, MockerError, NotFound
 
-from . import lifecycle, logs, monitor, procs, records, runtime, table
+from . import records
+
+# The other engine modules are imported by the verbs that use them: `mocker run`
+# starts the engine twice, and each import costs start-up time.
 
 PROG = "mocker"
 RUN_ERROR, VERB_ERROR = 125, 1
@@ -22,6 +25,10 @@ RUN_ERROR, VERB_ERROR = 125, 1
 # --- run: the record, then the monitor (bin/mocker bundles in between) ---
 
 def do_create(args) -> int:
+    if not _image_in_store(args.image):
+        if args.missing_image_status:
+            return ExitCode.NOT_FOUND  # bin/mocker pulls it, then asks again
+        raise NotFound(f"image {args.image} is not in the store (mocker pull {args.image})")
     record = records.create(args.image, args.name or "", auto_remove=args.rm,
                             interactive=args.interactive, tty=args.tty, init=args.init,
                             stop_signal=args.stop_signal or "")
@@ -29,18 +36,18 @@ def do_create(args) -> int:
     return 0
 
 
-def do_has_image(args) -> int:
+def _image_in_store(image: str) -> bool:
     """Does the shared store have the image? (`run` pulls only when it does not.)"""
     from mocker_bundle.image import open_image, parse_source  # its lookup, not a copy
-    from mocker_common.errors import ExitCode, NotFound
     try:
-        open_image(parse_source(args.image))
+        open_image(parse_source(image))
     except NotFound:
-        return ExitCode.NOT_FOUND
-    return 0
+        return False
+    return True
 
 
 def do_monitor(args) -> int:
+    from . import monitor
     record = monitor.adopt_bundle(records.load(args.id), args.bundle)
     if args.detach:
         return monitor.detach(record)
@@ -50,6 +57,7 @@ def do_monitor(args) -> int:
 # --- listing ---
 
 def do_ps(args) -> int:
+    from . import lifecycle, table
     shown = [lifecycle.refresh(r) for r in records.all_records()]
     if not args.all:
         shown = [r for r in shown if r.status == records.RUNNING]
@@ -62,6 +70,7 @@ def do_ps(args) -> int:
 
 
 def do_inspect(args) -> int:
+    from . import lifecycle, procs, table
     documents = []
     for ref in args.containers:
         record = lifecycle.refresh(records.resolve(ref))
@@ -72,12 +81,14 @@ def do_inspect(args) -> int:
 
 
 def do_port(args) -> int:
+    from . import table
     for line in table.port_lines(records.resolve(args.container)):
         print(line)
     return 0
 
 
 def do_logs(args) -> int:
+    from . import logs
     logs.show(records.resolve(args.container), follow=args.follow, tail=args.tail)
     return 0
 
@@ -98,18 +109,22 @@ def _each(refs, action) -> int:
 
 
 def do_stop(args) -> int:
+    from . import lifecycle
     return _each(args.containers, lambda r: lifecycle.stop(r, args.time))
 
 
 def do_kill(args) -> int:
+    from . import lifecycle
     return _each(args.containers, lambda r: lifecycle.kill(r, args.signal))
 
 
 def do_rm(args) -> int:
+    from . import lifecycle
     return _each(args.containers, lambda r: lifecycle.remove(r, force=args.force))
 
 
 def _start(record) -> None:
+    from . import lifecycle
     code = lifecycle.start(record)
     if code:
         raise MockerError(f"container {record.name} did not start (exit code {code})")
@@ -120,6 +135,8 @@ def do_start(args) -> int:
 
 
 def do_restart(args) -> int:
+    from . import lifecycle
+
     def restart(record):
         lifecycle.stop(record, args.time)
         _start(records.load(record.id))
@@ -128,6 +145,7 @@ def do_restart(args) -> int:
 
 def do_exec(args) -> int:
     """Become `mocker-runc exec`, so the terminal and exit code are the process's own."""
+    from . import lifecycle, runtime
     if not args.command:
         raise MockerError("exec needs a command to run in the container")
     record = records.resolve(args.container)
@@ -176,9 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("--init", action="store_true")
     p.add_argument("--stop-signal")
+    p.add_argument("--missing-image-status", action="store_true",
+                   help="exit with status 3, silently, when the store lacks the image")
 
-    p = _verb(sub, "has-image", do_has_image, "exit 0 if the store has IMAGE, 3 if not", RUN_ERROR)
-    p.add_argument("image")
 
     p = _verb(sub, "monitor", do_monitor, "run a created container under a monitor", RUN_ERROR)
     p.add_argument("--bundle", required=True)
