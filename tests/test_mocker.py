@@ -339,3 +339,23 @@ def test_help(verb):
 def test_unknown_verb():
     done = mocker("frobnicate")
     assert done.returncode == 1 and "unknown command" in done.stderr
+
+
+def _complete(*words: str) -> list[str]:
+    """What bash completion offers after `mocker WORDS...` (the last word is being typed)."""
+    script = (f"source {Path(__file__).parent.parent / 'completions/mocker.bash'}; "
+              f"COMP_WORDS=(mocker {' '.join(repr(w) for w in words)}); COMP_CWORD={len(words)}; "
+              "_mocker; printf '%s\\n' \"${COMPREPLY[@]}\"")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def test_bash_completion(cleanup, unique):
+    assert _complete("r") == ["run", "restart", "rm", "rmi"]
+    assert _complete("run", "--net") == ["--network"]
+    assert _complete("run", "--network", "") == ["bridge", "none", "host"]
+    mocker("run", "-d", "--name", unique, BUSYBOX, "sleep", "30", check=True)
+    assert unique in _complete("stop", "")
+    assert "busybox:latest" in _complete("run", "")
+    formatted = mocker("ps", "--format", "{{.Names}}\\t{{.Image}}", check=True).stdout
+    assert f"{unique}\tbusybox\n" in formatted

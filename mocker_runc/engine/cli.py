@@ -64,6 +64,9 @@ def do_ps(args) -> int:
     if args.quiet:
         for record in shown:
             print(record.id if args.no_trunc else record.short_id)
+    elif args.format:
+        for record in shown:
+            print(table.format_row(args.format, record, time.time()))
     else:
         print(table.ps_table(shown, time.time(), truncate=not args.no_trunc))
     return 0
@@ -207,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default: running)")
     p.add_argument("-q", "--quiet", action="store_true", help="only display container ids")
     p.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    p.add_argument("--format", metavar="TEMPLATE",
+                   help="one line per container, e.g. '{{.Names}}\\t{{.Status}}' (fields: ID, Names, "
+                        "Image, Command, Status, Ports, RunningFor, CreatedAt, State)")
 
     p = _verb(sub, "inspect", do_inspect, "show containers' details as JSON")
     _containers(p)

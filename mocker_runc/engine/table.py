@@ -94,6 +94,19 @@ def ps_table(records: list[Record], now: float, truncate: bool = True) -> str:
     return format_table(header, rows)
 
 
+def format_row(template: str, record: Record, now: float) -> str:
+    """`ps --format '{{.Names}} {{.Status}}'`: docker's placeholders, filled in
+    (plain substitution, not Go templates; \\t is a tab)."""
+    fields = {"ID": record.short_id, "Names": record.name, "Image": record.image,
+              "Command": command_text(record), "Status": status_text(record, now),
+              "Ports": ports_text(record), "RunningFor": human_duration(now - record.created),
+              "CreatedAt": _iso(record.created), "State": record.status}
+    text = template.replace("\\t", "\t")
+    for key, value in fields.items():
+        text = text.replace("{{.%s}}" % key, value)
+    return text
+
+
 def _iso(timestamp: float) -> str:
     if not timestamp:
         return "0001-01-01T00:00:00Z"  # docker's zero time
