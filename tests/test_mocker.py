@@ -316,6 +316,32 @@ def test_interactive_terminal(cleanup):
         os.close(fd)
 
 
+def test_ctrl_c_reaches_the_container_once(cleanup):
+    pid, fd = pty.fork()
+    if pid == 0:
+        script = 'trap "echo got INT; exit 9" INT; echo ready; while :; do sleep 0.1; done'
+        os.execvp("mocker", ["mocker", "run", "--rm", BUSYBOX, "sh", "-c", script])
+    seen = bytearray()
+    try:
+        assert _read_until(fd, b"ready", seen), bytes(seen)
+        os.write(fd, b"\x03")  # Ctrl-C, as the terminal sends it
+        assert _read_until(fd, b"got INT", seen), bytes(seen)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 9
+        time.sleep(0.2)
+        _read_until(fd, b"never", seen, timeout=0.3)
+        assert seen.count(b"got INT") == 1, bytes(seen)
+    finally:
+        os.close(fd)
+
+
+def test_foreground_output_is_logged(cleanup, unique):
+    done = mocker("run", "--name", unique, BUSYBOX, "sh", "-c", "echo out; echo err >&2")
+    assert (done.stdout, done.stderr) == ("out\n", "err\n")
+    assert sorted(mocker("logs", unique).stdout.split()) == ["err", "out"]
+    assert mocker("logs", "--tail", "1", unique).stdout in ("out\n", "err\n")
+
+
 # --- images, help ------------------------------------------------------------------
 
 def test_images_and_rmi(mirror):

@@ -174,14 +174,15 @@ def test_unknown_and_ambiguous_references(unique):
             records.remove(record.id)
 
 
-def test_start_again_and_rm_autoremove(container, unique):
+def test_start_again_logs_both_runs(container, unique):
     cid, done = container(["sh", "-c", "echo run"], detach=False)
     assert done.stdout == "run\n"
+    assert engine("logs", unique).stdout == "run\n", "a foreground run is logged too"
     assert engine("start", unique).returncode == 0
     deadline = time.monotonic() + 10
-    while engine("logs", unique).stdout != "run\n" and time.monotonic() < deadline:
+    while engine("logs", unique).stdout != "run\nrun\n" and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert engine("logs", unique).stdout == "run\n"
+    assert engine("logs", unique).stdout == "run\nrun\n"
 
 
 def test_rm_flag_removes_after_exit(container, unique):

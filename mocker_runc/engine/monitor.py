@@ -15,6 +15,7 @@ Its process name is "mocker monitor" (see `ps -e`, `pgrep 'mocker monitor'`).
 
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 # the monitor only has to survive them, to record the end.
 FROM_TERMINAL = (signal.SIGINT, signal.SIGQUIT)
 START_TIMEOUT = 60.0
+COPY_CHUNK = 1 << 16
 
 
 # Annotations mocker-bundle writes into config.json (see docs/mocker.md).
@@ -83,24 +85,37 @@ def add_init(bundle: str, config: dict) -> dict:
     return config
 
 
-def _spawn(record: Record, stdin, stdout, stderr) -> subprocess.Popen:
+def _spawn(record: Record, stdin, stdout, stderr, own_group: bool = False) -> subprocess.Popen:
+    """Start `mocker-runc run`; own_group: in a process group of its own."""
     pid_file = records.pid_path(record.id)
     pid_file.unlink(missing_ok=True)
     runtime_log = records.runtime_log_path(record.id)
     runtime_log.unlink(missing_ok=True)
     command = runtime.run_argv(record.id, record.bundle, str(pid_file), str(runtime_log))
     log.info("+ %s", " ".join(command))
-    child = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr)
+    child = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr,
+                             process_group=0 if own_group else None)
     records.update(record.id, status=RUNNING, started=time.time(), finished=0.0,
                    exit_code=None, monitor_pid=os.getpid(),
                    monitor_start=procs.start_time(os.getpid()))
-    for signum in FORWARDED:
-        signal.signal(signum, lambda num, _frame: child.send_signal(num))
-    for signum in FROM_TERMINAL:
-        # A Python handler, not SIG_IGN: ignored signals would stay ignored in
-        # the runtime and the container after exec; handled ones are reset.
-        signal.signal(signum, lambda num, _frame: None)
     return child
+
+
+def _pass_signals(child: subprocess.Popen, terminal_shared: bool) -> None:
+    """Signals sent to mocker go to the runtime, which passes them to the container.
+
+    When the runtime shares our terminal's process group, the terminal's own
+    signals (Ctrl-C) reach it directly: passing them on too would double them,
+    so the monitor only survives them, to record the end.
+    """
+    passed = FORWARDED if terminal_shared else FORWARDED + FROM_TERMINAL
+    for signum in passed:
+        signal.signal(signum, lambda num, _frame: child.send_signal(num))
+    if terminal_shared:
+        for signum in FROM_TERMINAL:
+            # A Python handler, not SIG_IGN: an ignored signal would stay ignored
+            # in processes started later; a handled one is reset by exec.
+            signal.signal(signum, lambda num, _frame: None)
 
 
 def _started(record: Record) -> bool:
@@ -136,9 +151,48 @@ def _finish(record: Record, status: int) -> int:
 def attach(record: Record) -> int:
     """Run the container in the foreground; return its exit code."""
     procs.set_title(TITLE)
-    stdin = None if record.interactive or record.tty else subprocess.DEVNULL
-    child = _spawn(record, stdin, None, None)
+    # With -i or -t the container reads our terminal, so it must stay in the
+    # terminal's foreground process group. Otherwise it gets a group of its own,
+    # and Ctrl-C reaches it once, through the runtime, as docker's sig-proxy does.
+    terminal_shared = record.interactive or record.tty
+    stdin = None if terminal_shared else subprocess.DEVNULL
+    if record.tty:  # the runtime copies between our terminal and the container's
+        child = _spawn(record, stdin, None, None, own_group=False)
+        _pass_signals(child, terminal_shared)
+        return _finish(record, child.wait())
+    # Without a terminal, the output passes through the monitor into the log
+    # too, so that `mocker logs` shows it later, as docker's does.
+    child = _spawn(record, stdin, subprocess.PIPE, subprocess.PIPE,
+                   own_group=not terminal_shared)
+    _pass_signals(child, terminal_shared)
+    with open(records.log_path(record.id), "ab") as logfile:
+        _copy_output(child, logfile.fileno())
     return _finish(record, child.wait())
+
+
+def _copy_output(child: subprocess.Popen, log_fd: int) -> None:
+    """Copy the runtime's stdout and stderr to ours, and both to the log, until both end."""
+    targets = {child.stdout.fileno(): sys.stdout.fileno(), child.stderr.fileno(): sys.stderr.fileno()}
+    while targets:
+        ready, _, _ = select.select(list(targets), [], [])
+        for source in ready:
+            data = os.read(source, COPY_CHUNK)
+            if not data:
+                del targets[source]
+                continue
+            os.write(log_fd, data)
+            if targets[source] >= 0:
+                try:
+                    _write_all(targets[source], data)
+                except BrokenPipeError:
+                    targets[source] = -1  # our reader left (| head): keep logging
+    child.stdout.close()
+    child.stderr.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def _wait_started(record: Record, child: subprocess.Popen) -> bool:
@@ -169,6 +223,7 @@ def _monitor_detached(record: Record, report: int) -> None:
     output = os.open(records.log_path(record.id),
                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     child = _spawn(record, subprocess.DEVNULL, output, output)
+    _pass_signals(child, terminal_shared=False)
     os.close(output)
     if _wait_started(record, child):
         os.write(report, b"started\n")
