@@ -259,6 +259,21 @@ def test_detached_web_server(cleanup, network, tmp_path, unique):  # noqa: F811
     assert _leftovers(cid, network, port) == []
 
 
+def test_exec_options(cleanup, mirror, unique):
+    mocker("run", "-d", "--name", unique, "--entrypoint", "sleep", f"{mirror.host}/configured:latest",
+           "60", check=True)
+    done = mocker("exec", "-u", "root", "-e", "X=1", "-w", "/tmp", unique, "sh", "-c", 'id -u; echo $X; pwd')
+    assert done.stdout.split() == ["0", "1", "/tmp"], done.stderr
+    assert mocker("exec", unique, "id", "-u").stdout.strip() == "1001", "the image's User by default"
+    groups = mocker("exec", "-u", "app", unique, "id", "-G").stdout.split()
+    assert "1003" in groups, "a user by name gets its supplementary groups"
+    piped = mocker("exec", "-i", unique, "cat", input="through stdin\n")
+    assert piped.stdout == "through stdin\n"
+    assert mocker("exec", unique, "cat", input="ignored\n").stdout == "", "no stdin without -i"
+    missing = mocker("exec", "nosuchcontainer", "true")
+    assert missing.returncode == 125 and "no such container" in missing.stderr
+
+
 def test_stop_signal_and_restart(cleanup, unique):
     script = 'trap "echo got USR1; exit 0" USR1; echo up; while :; do sleep 0.1; done'
     mocker("run", "-d", "--name", unique, "--stop-signal", "USR1", BUSYBOX, "sh", "-c", script,

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from mocker_common import cli
 from mocker_common.errors import ExitCode, MockerError, NotFound
@@ -156,7 +157,7 @@ def do_exec(args) -> int:
         raise MockerError(f"container {record.name} is not running")
     options = ["--tty"] if args.tty else []
     options += ["--detach"] if args.detach else []
-    options += ["--user", args.user] if args.user else []
+    options += _exec_user(record, args.user) if args.user else []
     options += ["--cwd", args.workdir] if args.workdir else []
     for variable in args.env:
         options += ["--env", variable if "=" in variable else f"{variable}={os.environ.get(variable, '')}"]
@@ -168,6 +169,23 @@ def do_exec(args) -> int:
         os.execvp(command[0], command)
     except FileNotFoundError:
         raise MockerError(f"cannot run {command[0]}: not found") from None
+
+
+def _exec_user(record, spec: str) -> list[str]:
+    """-u name[:group]: resolved in the container's own /etc/passwd and /etc/group,
+    as mocker-bundle resolves the image's User (the runtime takes numbers only)."""
+    from mocker_bundle.users import resolve_user
+
+    def read(name):
+        try:
+            return Path(record.bundle, "rootfs/etc", name).read_text(errors="replace")
+        except OSError:
+            return None
+    user = resolve_user(spec, read("passwd"), read("group"))
+    options = ["--user", f"{user.uid}:{user.gid}"]
+    for gid in user.additional_gids:
+        options += ["--additional-gids", str(gid)]
+    return options
 
 
 # --- the parser ---
