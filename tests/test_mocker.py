@@ -6,6 +6,7 @@ Containers are real (namespaces, cgroups, overlay mounts, veths, nft rules) and
 removed by the `cleanup` fixture even when a test fails.
 """
 
+import fcntl
 import ipaddress
 import json
 import os
@@ -13,8 +14,10 @@ import pty
 import re
 import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -310,16 +313,27 @@ def _read_until(fd: int, pattern: bytes, seen: bytearray, timeout: float = 15) -
     return pattern in seen
 
 
+def _set_window(fd: int, rows: int, columns: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
 def test_interactive_terminal(cleanup):
     pid, fd = pty.fork()
     if pid == 0:  # the child: mocker on a terminal, as a user types it
         os.execvp("mocker", ["mocker", "run", "-it", "--rm", BUSYBOX, "sh"])
     seen = bytearray()
     try:
+        _set_window(fd, 30, 100)
         assert _read_until(fd, b"# ", seen), bytes(seen)
-        os.write(fd, b"tty; echo $((6*7))\n")
-        assert _read_until(fd, b"42", seen), bytes(seen)
-        assert b"/dev/pts/" in seen
+        os.write(fd, b"tty; echo $((6*7)); stty size\n")
+        assert _read_until(fd, b"30 100", seen), bytes(seen)
+        assert b"/dev/pts/" in seen and b"42" in seen
+        _set_window(fd, 40, 120)  # the terminal is resized: the container's follows
+        time.sleep(0.3)
+        os.write(fd, b"stty size\n")
+        assert _read_until(fd, b"40 120", seen), bytes(seen)
+        os.write(fd, b"sleep 30 &\njobs\n")  # job control works in the container's shell
+        assert _read_until(fd, b"Running", seen), bytes(seen)
         os.write(fd, b"exit 3\n")
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 3
