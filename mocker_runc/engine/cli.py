@@ -284,6 +284,5 @@ def _with_code(func, code):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    verbose = args.verbose or (os.environ.get("MOCKER_VERBOSE", "") not in ("", "0"))
-    cli.setup_logging(int(verbose))
+    cli.setup_logging(args.verbose)  # or MOCKER_VERBOSE
     return cli.run(PROG, _with_code(args.func, args.error_code), args)
