@@ -225,3 +225,17 @@ def test_tail_offset(tmp_path, content, n, expected):
     with open(path, "rb") as f:
         f.seek(logs.tail_offset(f, n))
         assert f.read() == expected
+
+
+def test_concurrent_creates_of_one_name(unique):
+    """Names are reserved under a lock: of five racing creates, one wins."""
+    command = [sys.executable, "-m", "mocker_runc.engine", "create", "--image", "busybox",
+               "--name", unique]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    racers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for _ in range(5)]
+    results = [(r.wait(), r.stdout.read(), r.stderr.read()) for r in racers]
+    winners = [out.strip() for code, out, _ in results if code == 0]
+    assert len(winners) == 1
+    assert all(code == 125 and "already in use" in err for code, _, err in results if code)
+    engine("rm", winners[0])

@@ -26,10 +26,8 @@ RUN_ERROR, VERB_ERROR = 125, 1
 # --- run: the record, then the monitor (bin/mocker bundles in between) ---
 
 def do_create(args) -> int:
-    if not _image_in_store(args.image):
-        if args.missing_image_status:
-            return ExitCode.NOT_FOUND  # bin/mocker pulls it, then asks again
-        raise NotFound(f"image {args.image} is not in the store (mocker pull {args.image})")
+    if args.check_image and not _image_in_store(args.image):
+        return ExitCode.NOT_FOUND  # bin/mocker pulls it, then asks again
     record = records.create(args.image, args.name or "", auto_remove=args.rm,
                             interactive=args.interactive, tty=args.tty, init=args.init,
                             stop_signal=args.stop_signal or "")
@@ -215,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("--init", action="store_true")
     p.add_argument("--stop-signal")
-    p.add_argument("--missing-image-status", action="store_true",
-                   help="exit with status 3, silently, when the store lacks the image")
+    p.add_argument("--check-image", action="store_true",
+                   help="first look the image up: exit with status 3, silently, if the store lacks it")
 
 
     p = _verb(sub, "monitor", do_monitor, "run a created container under a monitor", RUN_ERROR)
