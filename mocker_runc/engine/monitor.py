@@ -141,8 +141,9 @@ def start_failure_code(message: str) -> int:
 def _finish(record: Record, status: int) -> int:
     """Record the end; remove the container for --rm; return mocker's exit code."""
     code = status if status >= 0 else 128 - status  # killed by a signal: 128+N
-    if not _started(record):  # the runtime failed before the container ran
-        code = start_failure_code(runtime.last_error(records.runtime_log_path(record.id)))
+    error = runtime.last_error(records.runtime_log_path(record.id))
+    if error or not _started(record):  # the runtime failed: the container never ran
+        code = start_failure_code(error)
     record = records.update(record.id, status=EXITED, exit_code=code,
                             finished=time.time(), monitor_pid=0)
     if record.auto_remove:
