@@ -122,11 +122,13 @@ def test_exit_codes(cleanup):
 def test_env_workdir_user(cleanup, tmp_path):
     env_file = tmp_path / "env"
     env_file.write_text("# a comment\nFROM_FILE=yes\n\nINHERITED\n")
+    tricky = "it's \"quoted\" $HOME `x` \\"
     done = mocker("run", "-e", "A=1", "--env=B=two words", "-e", "INHERITED", "--env-file",
-                  str(env_file), "-w", "/tmp", "-u", "1000:1001", BUSYBOX,
-                  "sh", "-c", 'echo "$A|$B|$FROM_FILE|$INHERITED"; pwd; id -u; id -g',
+                  str(env_file), "-e", f"Q={tricky}", "-w", "/tmp", "-u", "1000:1001", BUSYBOX,
+                  "sh", "-c", 'echo "$A|$B|$FROM_FILE|$INHERITED"; pwd; id -u; id -g; echo "$Q"',
                   env={**os.environ, "INHERITED": "from-host"})
-    assert done.stdout.splitlines() == ["1|two words|yes|from-host", "/tmp", "1000", "1001"], done.stderr
+    assert done.stdout.splitlines() == ["1|two words|yes|from-host", "/tmp", "1000", "1001",
+                                        tricky], done.stderr
 
 
 def test_bind_mounts_and_read_only(cleanup, tmp_path):
