@@ -250,6 +250,10 @@ def test_detached_web_server(cleanup, network, tmp_path, unique):  # noqa: F811
     assert mocker("exec", cid[:7], "sh", "-c", "exit 5").returncode == 5
     inspected = json.loads(mocker("inspect", unique).stdout)[0]
     assert inspected["State"]["Running"] and inspected["Name"] == f"/{unique}"
+    address = inspected["NetworkSettings"]["IPAddress"]
+    assert ipaddress.ip_address(address) in network.subnet
+    assert inspected["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1",
+                                                                 "HostPort": str(port)}]}
 
     assert mocker("stop", "-t", "1", unique).stdout.strip() == unique
     row = next(r for r in ps_rows("-a") if r["NAMES"] == unique)

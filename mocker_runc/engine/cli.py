@@ -77,9 +77,20 @@ def do_inspect(args) -> int:
     for ref in args.containers:
         record = lifecycle.refresh(records.resolve(ref))
         pid = procs.read_pid(records.pid_path(record.id))
-        documents.append(table.inspect_json(record, pid))
+        documents.append(table.inspect_json(record, pid, _network_settings(record)))
     print(table.dumps(documents))
     return 0
+
+
+def _network_settings(record) -> dict:
+    """Docker's NetworkSettings fields, from mocker-net's record of the container."""
+    from mocker_net.store import load_record  # mocker-net's own reader of its records
+    network = load_record(record.id) if record.status == records.RUNNING else None
+    if network is None or not network.address:
+        return {}
+    prefix = network.subnet.partition("/")[2]
+    return {"Bridge": network.bridge, "Gateway": network.gateway, "IPAddress": network.address,
+            "IPPrefixLen": int(prefix) if prefix.isdigit() else 0, "MacAddress": network.mac}
 
 
 def do_port(args) -> int:
