@@ -252,6 +252,7 @@ def test_detached_web_server(cleanup, network, tmp_path, unique):  # noqa: F811
     assert inspected["State"]["Running"] and inspected["Name"] == f"/{unique}"
     address = inspected["NetworkSettings"]["IPAddress"]
     assert ipaddress.ip_address(address) in network.subnet
+    assert mocker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", unique).stdout == f"{address}\n"
     assert inspected["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1",
                                                                  "HostPort": str(port)}]}
 

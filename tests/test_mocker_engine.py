@@ -239,3 +239,13 @@ def test_concurrent_creates_of_one_name(unique):
     assert len(winners) == 1
     assert all(code == 125 and "already in use" in err for code, _, err in results if code)
     engine("rm", winners[0])
+
+
+def test_format_templates():
+    record = Record(id="b" * 64, name="web", image="busybox", created=0, status="running",
+                    started=40, command=["httpd", "-f"])
+    assert table.format_row("{{.Names}}\\t{{.ID}} {{.Status}}", record, 100) == \
+        f"web\t{'b' * 12} Up About a minute"
+    document = {"State": {"Pid": 7, "Running": True}, "Name": "/web", "Args": ["-f"]}
+    assert table.fill_paths("{{.State.Pid}} {{ .Name }} {{.State.Running}} {{.Args}} [{{.No.Such}}]",
+                            document) == '7 /web true ["-f"] []'

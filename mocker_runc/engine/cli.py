@@ -78,7 +78,11 @@ def do_inspect(args) -> int:
         record = lifecycle.refresh(records.resolve(ref))
         pid = procs.read_pid(records.pid_path(record.id))
         documents.append(table.inspect_json(record, pid, _network_settings(record)))
-    print(table.dumps(documents))
+    if args.format:
+        for document in documents:
+            print(table.fill_paths(args.format, document))
+    else:
+        print(table.dumps(documents))
     return 0
 
 
@@ -242,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Image, Command, Status, Ports, RunningFor, CreatedAt, State)")
 
     p = _verb(sub, "inspect", do_inspect, "show containers' details as JSON")
+    p.add_argument("-f", "--format", metavar="TEMPLATE",
+                   help="print fields, e.g. '{{.NetworkSettings.IPAddress}} {{.State.Status}}'")
     _containers(p)
     p = _verb(sub, "port", do_port, "list a container's port mappings")
     _containers(p, many=False)

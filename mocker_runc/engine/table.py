@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import re
 
 from .records import CREATED, EXITED, RUNNING, Record, log_path
 
@@ -95,16 +96,23 @@ def ps_table(records: list[Record], now: float, truncate: bool = True) -> str:
 
 
 def format_row(template: str, record: Record, now: float) -> str:
-    """`ps --format '{{.Names}} {{.Status}}'`: docker's placeholders, filled in
+    """`ps --format '{{.Names}}\\t{{.Status}}'`: docker's placeholders, filled in
     (plain substitution, not Go templates; \\t is a tab)."""
     fields = {"ID": record.short_id, "Names": record.name, "Image": record.image,
               "Command": command_text(record), "Status": status_text(record, now),
               "Ports": ports_text(record), "RunningFor": human_duration(now - record.created),
               "CreatedAt": _iso(record.created), "State": record.status}
-    text = template.replace("\\t", "\t")
-    for key, value in fields.items():
-        text = text.replace("{{.%s}}" % key, value)
-    return text
+    return fill_paths(template.replace("\\t", "\t"), fields)
+
+
+def fill_paths(template: str, document: dict) -> str:
+    """`inspect -f '{{.State.Pid}}'`: each {{.A.B}} replaced by that field (JSON if not text)."""
+    def field(match):
+        value = document
+        for key in match.group(1).split("."):
+            value = value.get(key, "") if isinstance(value, dict) else ""
+        return value if isinstance(value, str) else json.dumps(value)
+    return re.sub(r"\{\{\s*\.([A-Za-z0-9_.]+)\s*\}\}", field, template)
 
 
 def _iso(timestamp: float) -> str:
