@@ -58,7 +58,8 @@ _mocker() {
               options="-s --signal --help"; words=$(_mocker_containers) ;;
         start) options="--help"; words=$(_mocker_containers all) ;;
         rm) options="-f --force --help"; words=$(_mocker_containers all) ;;
-        inspect|port) options="--help"; words=$(_mocker_containers all) ;;
+        inspect) options="-f --format --help"; words=$(_mocker_containers all) ;;
+        port) options="--help"; words=$(_mocker_containers all) ;;
         pull) options="--platform --creds --authfile --insecure --mirror -q --quiet --help" ;;
         images) options="--json --help" ;;
         rmi) options="--help"; words=$(_mocker_images) ;;
