@@ -7,6 +7,7 @@ than a pipe lives here, called as `python3 -m mocker_runc.engine VERB`:
                how names, ids and id prefixes are resolved;
 - names.py     generated adjective_noun names;
 - runtime.py   how the engine calls the OCI runtime (mocker-runc, or runc);
+- bundles.py   what it reads from (and, for --init, adds to) config.json;
 - monitor.py   the per-container monitor (like containerd's shim or conmon):
                runs `mocker-runc run`, logs output, records the exit, runs --rm;
 - lifecycle.py stop, kill, start, rm: signals, waiting, teardown;

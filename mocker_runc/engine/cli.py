@@ -46,8 +46,8 @@ def _image_in_store(image: str) -> bool:
 
 
 def do_monitor(args) -> int:
-    from . import monitor
-    record = monitor.adopt_bundle(records.load(args.id), args.bundle)
+    from . import bundles, monitor
+    record = bundles.adopt_bundle(records.load(args.id), args.bundle)
     if args.detach:
         return monitor.detach(record)
     return monitor.attach(record)
