@@ -46,8 +46,14 @@ def _image_in_store(image: str) -> bool:
 
 
 def do_monitor(args) -> int:
-    from . import bundles, monitor
-    record = bundles.adopt_bundle(records.load(args.id), args.bundle)
+    from . import bundles, lifecycle, monitor
+    record = records.load(args.id)
+    try:
+        record = bundles.adopt_bundle(record, args.bundle)
+    except MockerError:
+        if record.auto_remove:  # --rm: a container that cannot start leaves nothing
+            lifecycle.teardown(record)
+        raise
     if args.detach:
         return monitor.detach(record)
     return monitor.attach(record)
