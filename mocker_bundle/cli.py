@@ -1,15 +1,96 @@
-"""The mocker-bundle command line: parses argv and calls the library."""
+"""The mocker-bundle command line: parses argv and calls the library.
 
-from mocker_common import cli
+    mocker-fetch busybox | mocker-bundle --network none        # image from stdin
+    mocker-bundle [OPTIONS] IMAGE [COMMAND [ARG...]]            # docker-run-like
+    mocker-bundle --remove BUNDLE_DIR
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mocker_common import cli, paths
+from mocker_common.errors import MockerError
 
 PROG = "mocker-bundle"
 
 
 def build_parser():
-    return cli.make_parser(PROG, "turn an image from an OCI image layout into an OCI runtime bundle")
+    parser = cli.make_parser(PROG, "turn an image from an OCI image layout into an OCI runtime "
+                             "bundle (config.json + rootfs/) and print the bundle's path")
+    parser.add_argument("image", nargs="?", default="-",
+                        help="an image name in the store (busybox), oci:DIR[:REF], "
+                             "or - to read the line mocker-fetch prints (the default)")
+    parser.add_argument("command", nargs=argparse.REMAINDER,
+                        help="command and arguments replacing the image's Cmd")
+    where = parser.add_argument_group("where")
+    where.add_argument("--name", help="container id (default: random); the bundle goes to "
+                                      "the containers directory under this name")
+    where.add_argument("-o", "--bundle", metavar="DIR", type=Path,
+                       help="make the bundle in DIR (new or empty) instead")
+    where.add_argument("--copy", action="store_true",
+                       help="a plain directory rootfs instead of an overlay mount")
+    where.add_argument("--platform", metavar="OS/ARCH", help="choose in a multi-platform image")
+    where.add_argument("--remove", metavar="DIR", type=Path,
+                       help="unmount and delete a bundle made by mocker-bundle, then exit")
+    where.add_argument("--no-validate", dest="validate", action="store_false",
+                       help="skip checking config.json against the runtime-spec schema")
+    run = parser.add_argument_group("container (as docker run)")
+    run.add_argument("--entrypoint", help="replace the image's Entrypoint ('' for none)")
+    run.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]")
+    run.add_argument("-u", "--user", help="user[:group] or uid[:gid]")
+    run.add_argument("-w", "--workdir", help="working directory inside the container")
+    run.add_argument("--hostname")
+    run.add_argument("-t", "--tty", action="store_true", help="give the process a terminal")
+    run.add_argument("--read-only", action="store_true", help="mount the rootfs read-only")
+    run.add_argument("-m", "--memory", help="memory limit (e.g. 512m)")
+    run.add_argument("--cpus", help="CPU limit (e.g. 1.5)")
+    run.add_argument("--pids-limit", type=int)
+    run.add_argument("--volume", action="append", default=[], metavar="HOST:CTR[:ro]",
+                     help="bind mount a host path (-v is --verbose here)")
+    run.add_argument("--network", default="bridge", help="bridge (default), none or host")
+    run.add_argument("-p", "--publish", action="append", default=[],
+                     metavar="[IP:]HOSTPORT:CTRPORT[/PROTO]")
+    return parser
+
+
+def bundle_options(args, container_id: str):
+    from .options import (BundleOptions, parse_bind, parse_cpus, parse_env, parse_memory,
+                          parse_network, parse_port)
+    ports = [parse_port(p) for p in args.publish]
+    return BundleOptions(
+        container_id=container_id, command=args.command, entrypoint=args.entrypoint,
+        env=parse_env(args.env, os.environ), user=args.user, workdir=args.workdir,
+        hostname=args.hostname, tty=args.tty, read_only=args.read_only,
+        memory=parse_memory(args.memory) if args.memory else None,
+        cpus=parse_cpus(args.cpus) if args.cpus else None, pids_limit=args.pids_limit,
+        binds=[parse_bind(v) for v in args.volume], network=parse_network(args.network, ports),
+        ports=ports)
+
+
+def make(args) -> int:
+    from .bundle import container_id, create_bundle
+    from .image import open_image, parse_source
+    if args.image == "-" and sys.stdin.isatty():
+        raise MockerError("no image given: name one, or pipe in what mocker-fetch prints")
+    source_text = sys.stdin.readline() if args.image == "-" else args.image
+    platform = tuple(args.platform.split("/")[:2]) if args.platform else None   # os/arch[/variant]
+    cid = container_id(args.name, args.bundle)
+    opts = bundle_options(args, cid)
+    image = open_image(parse_source(source_text), platform)
+    bundle_dir = args.bundle or paths.containers_dir() / cid
+    print(create_bundle(image, opts, bundle_dir, copy=args.copy, validate=args.validate))
+    return 0
+
+
+def remove(args) -> int:
+    from .bundle import remove_bundle
+    remove_bundle(args.remove)
+    return 0
 
 
 def main(argv=None) -> int:
     args = cli.parse(build_parser(), argv)
     cli.setup_logging(args.verbose)
-    return 0
+    return cli.run(PROG, remove if args.remove else make, args)

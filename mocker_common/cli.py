@@ -23,11 +23,12 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """Parse argv, offering shell completion first when argcomplete asks for it."""
-    try:
-        import argcomplete  # only does work when the shell's completion hook runs us
-        argcomplete.autocomplete(parser)
-    except ImportError:
-        pass
+    if "_ARGCOMPLETE" in os.environ:   # set only when the shell's completion hook runs us
+        try:
+            import argcomplete
+            argcomplete.autocomplete(parser)
+        except ImportError:
+            pass
     return parser.parse_args(argv)
 
 

@@ -1,15 +1,323 @@
-"""The mocker-runc command line: parses argv and calls the library."""
+"""The mocker-runc command line: runc's verbs and flags, parsed here and nowhere else.
 
-from mocker_common import cli
+Global flags come before the verb (`--root DIR` or `--root=DIR`), as with runc,
+because conmon and containerd's shim call runtimes that way.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from mocker_common import __version__
+from mocker_common.errors import ExitCode, MockerError
+
+from . import container, foreground
+from . import spec as specs
+from .runlog import RunLog
+from .state import Store
 
 PROG = "mocker-runc"
 
 
-def build_parser():
-    return cli.make_parser(PROG, "run an OCI runtime bundle in namespaces and cgroups, like runc")
+def version_text() -> str:
+    return (f"{PROG} version {__version__}\n"
+            f"spec: {specs.SPEC_VERSION}\n"
+            f"python: {sys.version.split()[0]}")
+
+
+class _Version(argparse.Action):
+    """runc prints its version on several lines; argparse's action would re-wrap them."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="run an OCI runtime bundle in namespaces and cgroups, like runc",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--version", action=_Version, nargs=0, help="print the version")
+    parser.add_argument("--root", default=None,
+                        help="state directory (default $MOCKER_RUN/runc, /run/mocker/runc)")
+    parser.add_argument("--log", help="also write errors (and --debug lines) to this file")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--debug", action="store_true", help="log each step")
+    parser.add_argument("--systemd-cgroup", action="store_true",
+                        help="not supported: cgroups are managed directly")
+    parser.add_argument("--rootless", default="auto", help="accepted for compatibility")
+    parser.add_argument("--criu", help=argparse.SUPPRESS)
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+
+    def verb(name, help_text, id_arg=True):
+        p = verbs.add_parser(name, help=help_text, description=help_text)
+        if id_arg:
+            p.add_argument("id", metavar="CONTAINER_ID")
+        return p
+
+    def creating(p):
+        p.add_argument("-b", "--bundle", default=".", help="bundle directory (default: .)")
+        p.add_argument("--console-socket", help="unix socket that receives the pty master")
+        p.add_argument("--pid-file", help="write the container process's pid here")
+        p.add_argument("--no-pivot", action="store_true", help="chroot instead of pivot_root")
+        p.add_argument("--no-new-keyring", action="store_true", help="accepted (no keyring made)")
+        p.add_argument("--preserve-fds", type=int, default=0, help=argparse.SUPPRESS)
+
+    creating(verb("create", "create a container; its process waits for `start`"))
+    verb("start", "let a created container's process run")
+    run = verb("run", "create and start a container, wait for it, delete it")
+    creating(run)
+    run.add_argument("-d", "--detach", action="store_true", help="return once it runs")
+    run.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
+    verb("state", "print the container's state as JSON")
+    kill = verb("kill", "send a signal to the container's process")
+    kill.add_argument("signal", nargs="?", default="SIGTERM", help="name or number (SIGTERM)")
+    kill.add_argument("-a", "--all", action="store_true", help="to every process of the container")
+    delete = verb("delete", "delete a stopped container (--force: any)")
+    delete.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
+    listing = verb("list", "list containers", id_arg=False)
+    listing.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    listing.add_argument("-q", "--quiet", action="store_true", help="ids only")
+    ps = verb("ps", "list the processes of a container")
+    ps.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    ps.add_argument("ps_args", nargs=argparse.REMAINDER, help="options for ps(1)")
+    ex = verb("exec", "run a new process in a running container")
+    ex.add_argument("-p", "--process", help="process.json (runtime-spec's process object)")
+    ex.add_argument("-d", "--detach", action="store_true")
+    ex.add_argument("--pid-file")
+    ex.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    ex.add_argument("--console-socket")
+    ex.add_argument("-u", "--user", help="UID[:GID]")
+    ex.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
+    ex.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE")
+    ex.add_argument("--cwd")
+    ex.add_argument("-c", "--cap", action="append", default=[], help="add a capability")
+    ex.add_argument("--no-new-privs", action="store_true")
+    ex.add_argument("--preserve-fds", type=int, default=0, help=argparse.SUPPRESS)
+    ex.add_argument("--ignore-paused", action="store_true", help=argparse.SUPPRESS)
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    sp = verb("spec", "write a default config.json", id_arg=False)
+    sp.add_argument("-b", "--bundle", default=".")
+    sp.add_argument("--rootless", action="store_true", help=argparse.SUPPRESS)
+    verb("features", "print what this runtime supports (JSON)", id_arg=False)
+    up = verb("update", "change the cgroup limits of a running container")
+    up.add_argument("-r", "--resources", help="linux.resources JSON file ('-': stdin)")
+    for flag, kind in (("--memory", int), ("--memory-swap", int), ("--memory-reservation", int),
+                       ("--cpu-shares", int), ("--cpu-quota", int), ("--cpu-period", int),
+                       ("--cpuset-cpus", str), ("--cpuset-mems", str), ("--pids-limit", int)):
+        up.add_argument(flag, type=kind)
+    verb("pause", "freeze every process of the container")
+    verb("resume", "thaw a paused container")
+    return parser
 
 
 def main(argv=None) -> int:
-    args = cli.parse(build_parser(), argv)
-    cli.setup_logging(args.verbose)
-    return 0
+    args = build_parser().parse_args(argv)
+    log = RunLog(args.log, args.log_format, args.debug)
+    try:
+        if args.systemd_cgroup:
+            raise MockerError("--systemd-cgroup is not supported: mocker-runc manages "
+                              "cgroupfs directly (drop the flag)", ExitCode.USAGE)
+        store = Store(args.root or _default_root())
+        log.debug(f"{args.verb} {getattr(args, 'id', '')}")
+        return int(VERBS[args.verb](store, args) or 0)
+    except MockerError as err:
+        log.error(str(err))
+        return int(err.code)
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        log.error(f"{err.strerror or err}{where}")
+        return int(ExitCode.ERROR)
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except Exception as err:   # a bug or a missing module: still one line (--debug: the trace)
+        if args.debug:
+            import traceback
+            traceback.print_exc()
+        log.error(f"internal error: {type(err).__name__}: {err}")
+        return int(ExitCode.ERROR)
+
+
+def _default_root() -> str:
+    from mocker_common import paths   # pathlib: only loaded when --root is not given
+    return str(paths.runc_state_dir())
+
+
+# --- one small function per verb ------------------------------------------------------
+
+def _create_options(args) -> container.CreateOptions:
+    if args.preserve_fds:
+        raise MockerError("--preserve-fds is not supported", ExitCode.USAGE)
+    return container.CreateOptions(pid_file=args.pid_file, console_socket=args.console_socket,
+                                   no_pivot=args.no_pivot)
+
+
+def do_create(store, args):
+    container.create(store, args.id, args.bundle, _create_options(args))
+
+
+def do_run(store, args):
+    return foreground.run(store, args.id, args.bundle, _create_options(args), args.detach)
+
+
+def do_start(store, args):
+    container.start(store, args.id)
+
+
+def do_state(store, args):
+    print(json.dumps(_state_of(store, args.id), indent=2))
+
+
+def _state_of(store, cid):
+    st = store.load(cid)
+    return store.spec_state(st, store.status(st, container.cgroup_of(st)))
+
+
+def do_kill(store, args):
+    container.kill(store, args.id, container.parse_signal(args.signal), args.all)
+
+
+def do_delete(store, args):
+    container.delete(store, args.id, args.force)
+
+
+def do_list(store, args):
+    states = [_state_of(store, cid) for cid in store.ids()]
+    if args.quiet:
+        for s in states:
+            print(s["id"])
+    elif args.format == "json":
+        print(json.dumps(states))
+    else:
+        rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+        rows += [[s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],
+                  s["owner"] or "root"] for s in states]
+        # like runc's tabwriter: columns at least 12 wide, 3 spaces of padding
+        widths = [max(12, max(len(r[i]) for r in rows) + 3) for i in range(5)]
+        for r in rows:
+            print("".join(c.ljust(w) for c, w in zip(r, widths)) + r[5])
+
+
+def do_ps(store, args):
+    pids = container.cgroup_of(store.load(args.id)).pids()
+    if args.format == "json":
+        print(json.dumps(pids))
+        return
+    import subprocess
+    out = subprocess.run(["ps", *(args.ps_args or ["-ef"])], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    column = out[0].split().index("PID")
+    print(out[0])
+    for line in out[1:]:
+        if int(line.split()[column]) in pids:
+            print(line)
+
+
+def do_exec(store, args):
+    if args.process:
+        try:
+            with open(args.process, "rb") as f:
+                proc = specs.parse_process(json.load(f))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise specs.SpecError(f"process file {args.process}: {err}") from None
+    else:
+        proc = _process_from_flags(store, args)
+    opts = foreground.ExecOptions(pid_file=args.pid_file, console_socket=args.console_socket,
+                                 detach=args.detach)
+    return foreground.exec_(store, args.id, proc, opts)
+
+
+def _process_from_flags(store, args) -> specs.Process:
+    """runc exec without --process: the container's process, with the flags' changes."""
+    if not args.command:
+        raise MockerError("exec needs a command (or --process FILE)", ExitCode.USAGE)
+    st = store.load(args.id)
+    proc = specs.parse_process(st.config["process"])
+    proc.args = args.command
+    proc.terminal = args.tty
+    if args.cwd:
+        proc.cwd = args.cwd
+    env = {e.partition("=")[0]: e for e in proc.env}
+    env.update({e.partition("=")[0]: e for e in args.env})
+    proc.env = list(env.values())
+    if args.user:
+        uid, _, gid = args.user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise MockerError(f"--user {args.user}: give numeric UID[:GID]", ExitCode.USAGE)
+        proc.uid, proc.gid = int(uid), int(gid or 0)
+    if args.additional_gids:
+        proc.additional_gids = args.additional_gids
+    if args.no_new_privs:
+        proc.no_new_privileges = True
+    if args.cap and proc.capabilities is not None:
+        extra = specs.cap_mask(args.cap)
+        for field in ("bounding", "effective", "permitted", "ambient"):
+            setattr(proc.capabilities, field, getattr(proc.capabilities, field) | extra)
+    return proc
+
+
+def do_spec(store, args):
+    path = os.path.join(args.bundle, "config.json")
+    if os.path.exists(path):
+        raise MockerError(f"File {path} exists. Remove it first", ExitCode.CONFLICT)
+    with open(path, "x") as f:
+        json.dump(specs.default_config(), f, indent="\t")
+
+
+def do_features(store, args):
+    print(json.dumps({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": specs.SPEC_VERSION,
+        "hooks": list(specs.HOOK_POINTS),
+        "mountOptions": sorted(specs._MOUNT_FLAGS) + sorted(specs._PROPAGATION),
+        "linux": {
+            "namespaces": list(specs.NAMESPACES),
+            "capabilities": ["CAP_" + c for c in specs.CAPABILITIES],
+            "cgroup": {"v1": True, "v2": True, "systemd": False},
+            "seccomp": {"enabled": True},
+        },
+        "annotations": {"org.mocker.runtime": "mocker-runc"},
+    }, indent=2))
+
+
+# runc update's flags -> (linux.resources section, key)
+_UPDATE_FLAGS = {
+    "memory": ("memory", "limit"), "memory_swap": ("memory", "swap"),
+    "memory_reservation": ("memory", "reservation"), "cpu_shares": ("cpu", "shares"),
+    "cpu_quota": ("cpu", "quota"), "cpu_period": ("cpu", "period"),
+    "cpuset_cpus": ("cpu", "cpus"), "cpuset_mems": ("cpu", "mems"),
+    "pids_limit": ("pids", "limit"),
+}
+
+
+def do_update(store, args):
+    resources: dict = {}
+    if args.resources:
+        source = sys.stdin if args.resources == "-" else open(args.resources)
+        with source:
+            try:
+                resources = json.load(source)
+            except ValueError as err:
+                raise specs.SpecError(f"--resources {args.resources}: not JSON: {err}") from None
+    for attr, (section, key) in _UPDATE_FLAGS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            resources.setdefault(section, {})[key] = value
+    container.update(store, args.id, resources)
+
+
+def do_pause(store, args):
+    container.pause(store, args.id, freeze=True)
+
+
+def do_resume(store, args):
+    container.pause(store, args.id, freeze=False)
+
+
+VERBS = {
+    "create": do_create, "start": do_start, "run": do_run, "state": do_state,
+    "kill": do_kill, "delete": do_delete, "list": do_list, "ps": do_ps, "exec": do_exec,
+    "spec": do_spec, "features": do_features, "update": do_update, "pause": do_pause, "resume": do_resume,
+}

@@ -22,8 +22,8 @@ COMMANDS = {
     "mocker-net": "mocker_net",
 }
 
-# Registry, image and network fixtures live in their own modules.
-pytest_plugins = ["tests.fixtures.plugin"]
+# Registry fixtures, and the check that the suite leaves nothing behind.
+pytest_plugins = ["tests.fixtures.plugin", "tests.fixtures.leaks"]
 
 
 def _write_shims(bindir: Path) -> None:

@@ -1,0 +1,185 @@
+"""Making and removing runtime bundles: the steps, in order, over the other modules.
+
+A bundle (runtime-spec bundle.md) is a directory with config.json and rootfs/.
+Ours also keeps, for the default overlay rootfs, upper/ (the container's own
+changes) and work/ (overlayfs scratch), and volumes/ for the image's
+Volumes.
+"""
+
+import json
+import logging
+import os
+import re
+import resource
+import shutil
+import subprocess
+from pathlib import Path
+
+from mocker_common.errors import Conflict, MockerError, NotFound
+from mocker_common.files import atomic_write_json
+
+from . import mount
+from .cache import ensure_layer, remove_tree
+from .convert import NETWORK_ANNOTATION, runtime_config
+from .image import Image
+from .options import BundleOptions
+from .profile import DEFAULT_CAPABILITIES, DEFAULT_NOFILE
+from .rootdir import RootDir, container_parts, make_dirs_in_root, read_file_in_root
+
+log = logging.getLogger("mocker.bundle")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def container_id(name: str | None, bundle_dir: Path | None) -> str:
+    """--name, else the bundle directory's name if it makes a good id, else a new
+    random id (64 hex digits, as Docker's)."""
+    if name:
+        if not _NAME.match(name):
+            raise MockerError(f"invalid container name {name!r}: use letters, digits, '_', '.', '-'")
+        return name
+    dir_name = Path(bundle_dir).resolve().name if bundle_dir else ""
+    return dir_name if _NAME.match(dir_name) else os.urandom(32).hex()
+
+
+def host_defaults(opts: BundleOptions, bundle_dir: Path) -> BundleOptions:
+    """Fill in what depends on this host: rlimits, mocker-net's path, the seccomp profile."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    opts.nofile = DEFAULT_NOFILE if hard == resource.RLIM_INFINITY else min(DEFAULT_NOFILE, hard)
+    if opts.network == "bridge" and opts.net_command is None:
+        found = shutil.which("mocker-net")
+        opts.net_command = os.path.abspath(found) if found else None
+    opts.volumes_dir = str(bundle_dir / "volumes")
+    if opts.seccomp is None:
+        try:
+            from mocker_runc.seccomp import default_profile  # written by mocker-runc's helpers
+        except ImportError:
+            pass
+        else:
+            opts.seccomp = default_profile(list(DEFAULT_CAPABILITIES))
+    return opts
+
+
+def create_bundle(image: Image, opts: BundleOptions, bundle_dir: Path, copy: bool = False,
+                  validate: bool = True) -> Path:
+    """Make bundle_dir (new or empty) into a bundle of image; on failure leave nothing."""
+    bundle_dir = Path(bundle_dir).absolute()
+    log.info("image %s: manifest %s, %d layers", image.ref, image.manifest_digest,
+             len(image.layers))
+    made_dir = _claim_dir(bundle_dir)
+    try:
+        rootfs = bundle_dir / "rootfs"
+        rootfs.mkdir(mode=0o755)
+        if copy:
+            _copy_rootfs(image, rootfs)
+        else:
+            _overlay_rootfs(image, bundle_dir, rootfs)
+        _write_config(image, host_defaults(opts, bundle_dir), bundle_dir, rootfs, validate)
+    except BaseException:
+        _discard(bundle_dir, made_dir)
+        raise
+    return bundle_dir
+
+
+def _claim_dir(bundle_dir: Path) -> bool:
+    """Create bundle_dir, or accept it if empty; True when we created it."""
+    try:
+        bundle_dir.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        if not bundle_dir.is_dir() or any(bundle_dir.iterdir()):
+            raise Conflict(f"{bundle_dir} already exists and is not an empty directory") from None
+        return False
+
+
+def _overlay_rootfs(image: Image, bundle_dir: Path, rootfs: Path) -> None:
+    if not image.layers:
+        raise MockerError(f"{image.ref} has no layers")
+    lowers = [ensure_layer(image.blob(descriptor), descriptor, diff_id)
+              for descriptor, diff_id in image.layers]
+    # overlayfs refuses a directory twice among its lowers. A layer that comes
+    # again (e.g. the same empty layer) decides every path it names at its top
+    # position, so its lower occurrences change nothing: keep the topmost one.
+    lowers = [path for i, path in enumerate(lowers) if path not in lowers[i + 1:]]
+    upper, work = bundle_dir / "upper", bundle_dir / "work"
+    upper.mkdir()
+    work.mkdir()
+    os.chmod(upper, 0o755)      # the rootfs's "/" as the container sees it
+    mount.mount_overlay(rootfs, lowers, upper, work)
+
+
+def _copy_rootfs(image: Image, rootfs: Path) -> None:
+    """--copy: apply every layer onto one plain directory, whiteouts deleting."""
+    from .layerstream import unpack_verified
+    for descriptor, diff_id in image.layers:
+        unpack_verified(image.blob(descriptor), descriptor, diff_id, rootfs, overlay=False)
+
+
+def _write_config(image: Image, opts: BundleOptions, bundle_dir: Path, rootfs: Path,
+                  validate: bool) -> None:
+    passwd = read_file_in_root(rootfs, "/etc/passwd")
+    group = read_file_in_root(rootfs, "/etc/group")
+    config = runtime_config(image.config, opts, _text(passwd), _text(group))
+    # Docker creates a WorkingDir the image lacks, so the process can start there.
+    make_dirs_in_root(rootfs, config["process"]["cwd"])
+    for mnt in config["mounts"]:
+        if mnt["type"] == "bind" and mnt["source"].startswith(opts.volumes_dir + "/"):
+            _make_volume(rootfs, mnt["destination"], Path(mnt["source"]))
+    if validate:
+        from .validate import validate_config
+        validate_config(config)
+    atomic_write_json(bundle_dir / "config.json", config)
+    log.info("wrote %s: %s as uid %d in %s", bundle_dir / "config.json",
+             " ".join(config["process"]["args"]), config["process"]["user"]["uid"],
+             config["process"]["cwd"])
+
+
+def _make_volume(rootfs: Path, destination: str, source: Path) -> None:
+    """A directory for one of the image's Volumes, seeded (as Docker does) with
+    what the image has at that path: files, owners, modes, links, xattrs."""
+    source.parent.mkdir(exist_ok=True)
+    with RootDir(rootfs, container_view=True) as tree:
+        try:
+            fd = tree.open_dir(container_parts(destination), create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            source.mkdir(mode=0o755)
+            return
+        # The directory was resolved inside the rootfs (as the container sees it);
+        # cp reads it through our fd, so a symlink cannot point the copy at the host.
+        subprocess.run(["cp", "-a", "--", f"/proc/self/fd/{fd}/.", str(source)],
+                       pass_fds=[fd], check=True, capture_output=True)
+
+
+def _text(data: bytes | None) -> str | None:
+    return data.decode("utf-8", "replace") if data is not None else None
+
+
+def _discard(bundle_dir: Path, made_dir: bool) -> None:
+    rootfs = bundle_dir / "rootfs"
+    if rootfs.exists() and mount.is_mountpoint(rootfs):
+        mount.unmount(rootfs)
+    if made_dir:
+        remove_tree(bundle_dir)
+    else:
+        for child in bundle_dir.iterdir():
+            remove_tree(child)
+
+
+def remove_bundle(bundle_dir: Path) -> None:
+    """Unmount and delete a bundle made by mocker-bundle; refuse other directories."""
+    bundle_dir = Path(bundle_dir).absolute()
+    config_path = bundle_dir / "config.json"
+    try:
+        config = json.loads(config_path.read_bytes())
+    except FileNotFoundError:
+        raise NotFound(f"{bundle_dir} is not a bundle (no config.json)") from None
+    except ValueError:
+        config = {}
+    if NETWORK_ANNOTATION not in (config.get("annotations") or {}):
+        raise MockerError(f"{bundle_dir} was not made by mocker-bundle; not removing it")
+    rootfs = bundle_dir / "rootfs"
+    if mount.is_mountpoint(rootfs):
+        mount.unmount(rootfs)
+    left = mount.mounts_under(bundle_dir)
+    if left:
+        raise Conflict(f"{bundle_dir}: {left[0]} is still mounted; unmount it first")
+    remove_tree(bundle_dir)

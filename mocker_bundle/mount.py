@@ -1,0 +1,76 @@
+"""overlayfs mounts for bundle root filesystems (mount(2)/umount2(2) through libc)."""
+
+import ctypes
+import logging
+import os
+from pathlib import Path
+
+from mocker_common.errors import MockerError
+
+log = logging.getLogger("mocker.bundle")
+MNT_DETACH = 2
+# mount(2) takes its options as one page: this bounds the lowerdir list.
+MAX_OPTIONS = 4095
+
+_libc = None
+
+
+def _lib():
+    global _libc
+    if _libc is None:
+        # The C library Python itself runs on; find_library("c") would run ldconfig.
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path) -> None:
+    """mount -t overlay overlay -o lowerdir=TOP:...:BASE,upperdir=..,workdir=.. target.
+
+    overlayfs lists lower directories topmost first, the reverse of manifest order.
+    The lower paths (layers/l/<short> links, or layers/sha256/<hex>) are given
+    relative to the layer cache, with the current directory there while mounting,
+    as Docker's overlay2 does, so that more layers fit in the one page mount(2)
+    accepts.
+    """
+    lowers = [Path(p) for p in lowers]
+    base = lowers[0].parent.parent if lowers else Path("/")
+    relative = [str(p.relative_to(base)) for p in reversed(lowers)]
+    options = f"lowerdir={':'.join(relative)},upperdir={upper},workdir={work}"
+    if len(options) > MAX_OPTIONS:
+        raise MockerError(f"image has too many layers ({len(lowers)}) for one overlay mount; "
+                          "use --copy")
+    log.info("cd %s && mount -t overlay overlay -o %s %s", base, options, target)
+    saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(base)
+        if _lib().mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode()) != 0:
+            err = ctypes.get_errno()
+            raise MockerError(f"cannot mount overlay on {target}: {os.strerror(err)} "
+                              "(use --copy where overlayfs is unavailable)")
+    finally:
+        os.fchdir(saved)
+        os.close(saved)
+
+
+def unmount(target: Path) -> None:
+    log.info("umount --lazy %s", target)
+    if _lib().umount2(os.fsencode(target), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise MockerError(f"cannot unmount {target}: {os.strerror(err)}")
+
+
+def _mount_points() -> list[str]:
+    """Every mount point this process sees (/proc/self/mountinfo also lists bind mounts)."""
+    with open("/proc/self/mountinfo") as f:
+        # Field 5 is the mount point, with spaces and such escaped as \ooo octal.
+        return [line.split()[4].encode().decode("unicode_escape") for line in f]
+
+
+def is_mountpoint(path: Path) -> bool:
+    return os.path.realpath(path) in _mount_points()
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points inside directory path (not path itself)."""
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    return [point for point in _mount_points() if point.startswith(prefix)]

@@ -1,0 +1,110 @@
+"""What a user asks of a bundle (docker-run-like flags), parsed into plain values.
+
+Pure functions: no I/O, so convert.py and its tests get exact, typed inputs.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+from mocker_common.errors import MockerError
+
+from .profile import DEFAULT_NOFILE
+
+NETWORK_MODES = ("bridge", "none", "host")
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_PORT = re.compile(r"^(?:(?P<ip>[0-9.]+):)?(?P<host>\d+):(?P<ctr>\d+)(?:/(?P<proto>tcp|udp))?$")
+
+
+@dataclass
+class Bind:
+    """-v SOURCE:DESTINATION[:ro]"""
+
+    source: str
+    destination: str
+    readonly: bool = False
+
+
+@dataclass
+class BundleOptions:
+    container_id: str
+    command: list = field(default_factory=list)      # replaces the image's Cmd
+    entrypoint: str | None = None                    # None: the image's; "": none
+    env: list = field(default_factory=list)          # KEY=VALUE, override the image's Env
+    user: str | None = None
+    workdir: str | None = None
+    hostname: str | None = None
+    tty: bool = False
+    read_only: bool = False
+    memory: int | None = None                        # bytes
+    cpus: float | None = None
+    pids_limit: int | None = None
+    binds: list = field(default_factory=list)        # [Bind]
+    network: str = "bridge"
+    ports: list = field(default_factory=list)        # "[hostIP:]hostPort:containerPort[/proto]"
+    net_command: str | None = None                   # absolute path of mocker-net (bridge mode)
+    volumes_dir: str | None = None                   # where the image's Volumes get directories
+    seccomp: dict | None = None
+    nofile: int = DEFAULT_NOFILE
+
+
+def parse_memory(text: str) -> int:
+    """"512m" -> 536870912 (docker's units: b, k, m, g, t; binary multiples)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([bkmgt]?)b?", text.strip().lower())
+    if not match:
+        raise MockerError(f"invalid memory size {text!r} (e.g. 512m, 1g)")
+    value = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if value < 6 << 20:
+        raise MockerError(f"memory limit {text!r} is too small (at least 6m)")
+    return value
+
+
+def parse_cpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise MockerError(f"invalid --cpus {text!r} (a positive number, e.g. 1.5)")
+    return value
+
+
+def parse_bind(text: str) -> Bind:
+    """"/host:/ctr[:ro|rw]" -> Bind; both paths must be absolute."""
+    parts = text.split(":")
+    readonly = False
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        readonly = parts.pop() == "ro"
+    if len(parts) != 2 or not parts[0].startswith("/") or not parts[1].startswith("/"):
+        raise MockerError(f"invalid volume {text!r}: expected /host/path:/container/path[:ro]")
+    return Bind(parts[0], parts[1], readonly)
+
+
+def parse_port(text: str) -> str:
+    """Check "[hostIP:]hostPort:containerPort[/tcp|udp]" and return it normalised."""
+    match = _PORT.match(text.strip())
+    if not match or not all(0 < int(match.group(g)) < 65536 for g in ("host", "ctr")):
+        raise MockerError(f"invalid port mapping {text!r}: expected [hostIP:]hostPort:containerPort[/tcp|udp]")
+    ip = f"{match.group('ip')}:" if match.group("ip") else ""
+    return f"{ip}{int(match.group('host'))}:{int(match.group('ctr'))}/{match.group('proto') or 'tcp'}"
+
+
+def parse_env(items: list, environ: dict) -> list:
+    """-e KEY=VALUE as given; -e KEY takes KEY's value from environ (skipped if unset)."""
+    result = []
+    for item in items:
+        key, eq, _ = item.partition("=")
+        if not key:
+            raise MockerError(f"invalid environment variable {item!r}")
+        if eq:
+            result.append(item)
+        elif key in environ:
+            result.append(f"{key}={environ[key]}")
+    return result
+
+
+def parse_network(mode: str, ports: list) -> str:
+    if mode not in NETWORK_MODES:
+        raise MockerError(f"invalid --network {mode!r}: one of {', '.join(NETWORK_MODES)}")
+    if ports and mode != "bridge":
+        raise MockerError(f"port mappings need --network bridge (not {mode})")
+    return mode

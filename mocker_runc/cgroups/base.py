@@ -1,0 +1,117 @@
+"""What every container cgroup can do, whatever the cgroup version.
+
+A container's cgroup is one directory per hierarchy (v1: one per controller;
+v2: one in the unified tree). The version classes (v1.V1Cgroup, v2.V2Cgroup)
+fill in how limits, freezing and statistics map onto their files.
+"""
+
+import os
+
+from mocker_common.errors import MockerError
+
+from . import fs
+
+# Where to look for "the processes in this cgroup": a hierarchy every
+# container joins, the pids controller first because it counts them too.
+_PIDS_SOURCES = ("pids", "freezer", "devices", "memory", "cpu", "unified")
+
+
+class Cgroup:
+    """A container's cgroup: `paths` maps a controller (or "unified") to its directory."""
+
+    version = 0
+
+    def __init__(self, paths: dict[str, str]):
+        self.paths = dict(paths)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.paths}>"
+
+    # -- life cycle -------------------------------------------------------
+
+    def make(self, resources: dict) -> list[str]:
+        """Create the directories; returns those it made (to undo a failed create)."""
+        raise NotImplementedError
+
+    def apply(self, resources: dict, devices: list | None = None, creating: bool = False) -> None:
+        """Write the limits of a runtime-spec linux.resources object."""
+        raise NotImplementedError
+
+    def update(self, resources: dict) -> None:
+        """Change the limits of a live container (runc update): only the given fields."""
+        self.apply(resources)
+
+    def add(self, pid: int) -> None:
+        """Move process pid (and its future children) into the cgroup, in every hierarchy."""
+        for path in self._dirs():
+            procs = os.path.join(path, "cgroup.procs")
+            try:
+                fs.write_raw(procs, pid)
+            except OSError as e:
+                raise MockerError(f"cannot add process {pid} to cgroup: {procs}: {e.strerror}") from None
+
+    def pids(self) -> list[int]:
+        """Every process in the cgroup, including those in cgroups below it."""
+        for key in _PIDS_SOURCES:
+            if key in self.paths:
+                return sorted(set(fs.procs(self.paths[key])))
+        return []
+
+    def kill_all(self, sig: int) -> None:
+        """Send sig to every process in the cgroup (runc kill --all).
+
+        The cgroup is frozen meanwhile, so that no process can fork a child
+        the signal would miss; a cgroup that was paused stays paused.
+        """
+        was_paused = self.state() == "paused"
+        try:
+            self.freeze()
+            frozen = True
+        except MockerError:
+            frozen = False  # no freezer: signal them anyway
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass  # exited meanwhile
+        finally:
+            if frozen and not was_paused:
+                self.thaw()
+
+    def remove(self) -> None:
+        """Remove the cgroup's directories. Kills nothing; fine if already gone."""
+        for path in self._dirs():
+            fs.remove_tree(path)
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(path) for path in self._dirs())
+
+    # -- pause / resume ---------------------------------------------------
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def state(self) -> str:
+        """"paused" while frozen, else "running"."""
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        """Usage figures shaped like runc's `events --stats` data (cpu, memory, pids)."""
+        raise NotImplementedError
+
+    # -- helpers ----------------------------------------------------------
+
+    def _dirs(self) -> list[str]:
+        """Each directory once (co-mounted v1 controllers share one)."""
+        return list(dict.fromkeys(self.paths.values()))
+
+    def _require(self, needed: list[str], available, where: str) -> None:
+        for controller in needed:
+            if controller not in available:
+                raise MockerError(f"the config sets a {controller} limit, but the {controller} "
+                                  f"cgroup controller is not available ({where})")
+

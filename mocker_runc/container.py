@@ -1,0 +1,345 @@
+"""The container lifecycle (runtime-spec runtime.md), as the runtime sees it.
+
+create  -> the init process waits in new namespaces, rootfs ready, cgroup joined
+start   -> exec.fifo is written: init runs the user's program
+kill    -> a signal to init (or, with --all, to every process of the cgroup)
+delete  -> processes gone, cgroup removed, state removed, poststop hooks
+
+run and exec, the verbs that stay with the container, are in foreground.py.
+"""
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from mocker_common.errors import Conflict, MockerError, NotFound
+
+from . import cgroups, init
+from . import spec as specs
+from .channel import Channel
+from .runlog import utc_now
+from .state import ContainerState, Store, proc_start_time, write_atomically
+
+class NotRunning(MockerError):
+    pass
+
+
+@dataclass
+class CreateOptions:
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    keep_console: bool = False   # `run` without --console-socket: we proxy the pty
+
+
+@dataclass
+class Launched:
+    """What create hands to run: the init's pid and, if we proxy it, the pty master."""
+    pid: int
+    master: int | None = None
+
+
+def write_pid_file(path: str | None, pid: int) -> None:
+    if path:
+        write_atomically(os.path.abspath(path), str(pid).encode())
+
+
+# --- create ---------------------------------------------------------------------
+
+def create(store: Store, cid: str, bundle: str, opts: CreateOptions) -> Launched:
+    spec = specs.load(bundle)
+    _check_host(spec)
+    store.make(cid)
+    st = ContainerState(id=cid, bundle=spec.bundle, rootfs=spec.rootfs, created=utc_now(),
+                        cgroups_path=spec.cgroups_path, annotations=spec.annotations,
+                        config=spec.raw)
+    undo = _Undo(store, spec, st)
+    try:
+        with store.lock(cid):
+            os.mkfifo(store.fifo(cid), 0o600)
+            cgroup = cgroups.create(spec.cgroups_path, spec.resources, cid,
+                                    devices=(spec.raw.get("linux") or {}).get("devices"))
+            undo.cgroup = cgroup
+            st.cgroup_paths = cgroup.paths
+            launched = _launch_init(store, spec, st, opts, cgroup, undo)
+            st.ready = True
+            store.save(st)
+            write_pid_file(opts.pid_file, st.pid)
+            return launched
+    except BaseException:
+        undo.run()
+        raise
+
+
+def _check_host(spec: specs.Spec) -> None:
+    """What runc's config validation refuses, checked before anything is made."""
+    from .process import check_rlimits
+    if spec.namespace("mount") is None:
+        raise specs.SpecError("config.json needs a mount namespace (linux.namespaces)")
+    if (spec.hostname or spec.domainname) and spec.namespace("uts") is None:
+        raise specs.SpecError("unable to set hostname without a private UTS namespace")
+    check_rlimits(spec.process)
+
+
+def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
+    """Fork the middle process, then answer the init's requests until it is ready."""
+    ours, theirs = Channel.pair()
+    # close-on-exec: `start` learns that the program runs when this fd goes away
+    fifo_fd = os.open(store.fifo(st.id), os.O_RDWR | os.O_CLOEXEC)
+    joins = [(ns.path, ns.flag) for ns in sorted(spec.namespaces, key=lambda n: n.type != "user")
+             if ns.path]
+    flags = sum(ns.flag for ns in spec.namespaces if not ns.path and ns.type != "user")
+    init.preload(spec.process, bool(spec.hooks["createContainer"] or spec.hooks["startContainer"]))
+    seccomp_filter = build_seccomp_filter(spec.seccomp)
+    middle = os.fork()
+    if middle == 0:
+        ours.close()
+        init.guarded(theirs, init.middle, theirs, joins, spec.new_namespace("user"), flags,
+                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, opts.no_pivot)
+    if seccomp_filter is not None:
+        seccomp_filter.release()
+    theirs.close()
+    os.close(fifo_fd)
+    undo.middle = middle
+    launched = Launched(0)
+    try:
+        cgroup.add(middle)
+        ours.send("go")
+        while True:
+            msg, fds = ours.recv()
+            kind = msg["type"]
+            if kind == "userns":
+                _write_id_maps(middle, spec)
+                ours.send("mapped")
+            elif kind == "pid":
+                os.waitpid(middle, 0)
+                undo.middle = None
+                st.pid, launched.pid = msg["pid"], msg["pid"]
+                st.pid_start = proc_start_time(st.pid) or 0
+                store.save(st)
+            elif kind == "console":
+                launched.master = hand_over_console(fds[0], opts)
+            elif kind == "hooks":
+                state = store.spec_state(st, "creating")
+                undo.poststop = True
+                _run_hooks("prestart", spec, state)
+                _run_hooks("createRuntime", spec, state)
+                ours.send("hooks-done", state=state)
+            elif kind == "ready":
+                return launched
+    finally:
+        ours.close()
+
+
+def build_seccomp_filter(config: dict | None):
+    """Build the linux.seccomp filter here, where errors are clear; the child only loads it."""
+    if not config:
+        return None
+    from . import seccomp   # loads libseccomp: only for bundles that ask for seccomp
+    return seccomp.prepare(config)
+
+
+def cgroup_of(st: ContainerState):
+    """The container's cgroup, from the directories create saved (or its cgroupsPath)."""
+    if st.cgroup_paths:
+        return cgroups.from_paths(st.cgroup_paths)
+    return cgroups.load(st.cgroups_path, st.id)
+
+
+def _write_id_maps(pid: int, spec: specs.Spec) -> None:
+    """user_namespaces(7): the runtime, outside, maps the ids of the new namespace."""
+    for name, maps in (("uid_map", spec.uid_mappings), ("gid_map", spec.gid_mappings)):
+        lines = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(lines)
+        except OSError as err:
+            raise MockerError(f"write /proc/{pid}/{name}: {err.strerror}") from None
+
+
+def hand_over_console(master: int, opts: CreateOptions) -> int | None:
+    from . import terminal
+    if opts.console_socket:
+        try:
+            terminal.send_to_console_socket(opts.console_socket, master)
+        finally:
+            os.close(master)
+        return None
+    if opts.keep_console:
+        # Size the pty now: the program may ask (stty size) before the proxy starts.
+        if os.isatty(0):
+            terminal.copy_window_size(0, master)
+        return master
+    os.close(master)
+    raise MockerError("process.terminal is set: use --console-socket (or `run`)")
+
+
+def _run_hooks(point: str, spec: specs.Spec, state: dict) -> None:
+    if spec.hooks[point]:
+        from . import hooks
+        hooks.run_hooks(point, spec.hooks[point], state)
+
+
+class _Undo:
+    """What a failed create has made so far, taken apart in reverse."""
+
+    def __init__(self, store: Store, spec: specs.Spec, st: ContainerState):
+        self.store, self.spec, self.st = store, spec, st
+        self.middle = None
+        self.cgroup = None
+        self.poststop = False
+
+    def run(self) -> None:
+        if self.middle:
+            kill_and_wait([self.middle])
+            reap(self.middle)
+        if self.st.pid:
+            kill_and_wait([self.st.pid])
+        if self.cgroup is not None:
+            kill_and_wait(self.cgroup.pids())
+            self.cgroup.remove()
+        self.store.remove(self.st.id)
+        if self.poststop:   # runtime-spec: a failed create goes on with delete's poststop
+            _run_hooks("poststop", self.spec, self.store.spec_state(self.st, "stopped"))
+
+
+def kill_and_wait(pids: list[int], timeout: float = 5.0) -> None:
+    """SIGKILL each pid and wait until it is gone or a zombie (we may not be its parent)."""
+    starts = {pid: proc_start_time(pid) for pid in pids}
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for pid, start in starts.items():
+        while start is not None and proc_start_time(pid) == start:
+            reap(pid)
+            if time.monotonic() > deadline:
+                raise MockerError(f"process {pid} did not die after SIGKILL")
+            time.sleep(0.005)
+
+
+def reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+# --- start, kill, delete, pause ----------------------------------------------------
+
+def start(store: Store, cid: str) -> None:
+    with store.lock(cid):
+        st = store.load(cid)
+        status = store.status(st)
+        if status == "stopped":
+            raise NotRunning("cannot start a container that has stopped")
+        if status != "created":
+            raise Conflict(f"cannot start an already {status} container")
+        spec = specs.parse(st.config, st.bundle)
+        _release_init(store.fifo(cid), wait=bool(spec.hooks["poststart"]))
+        # runtime-spec: poststart hooks run after the program started, before `start`
+        # returns; their failures are only warnings.
+        _run_hooks("poststart", spec, store.spec_state(st, "running"))
+
+
+def _release_init(fifo: str, wait: bool, timeout_ms: int = 30_000) -> None:
+    """Write the byte the init waits for on exec.fifo; with wait, also see it execve.
+
+    The init holds the fifo open (close-on-exec) until its execve: a reader of
+    ours gets POLLHUP when that last writer is gone.
+    """
+    import select
+    try:
+        watch = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        poke = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        raise NotRunning("container not running: its init is not waiting on exec.fifo")
+    try:
+        os.write(poke, b"0")
+        os.close(poke)
+        os.unlink(fifo)
+        if wait:
+            poller = select.poll()
+            poller.register(watch, select.POLLHUP)
+            poller.poll(timeout_ms)
+    finally:
+        os.close(watch)
+
+
+def parse_signal(text: str) -> int:
+    """kill's signal argument: 9, KILL or SIGKILL."""
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise MockerError(f"unknown signal {text!r}") from None
+
+
+def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:
+    st = store.load(cid)
+    cg = cgroup_of(st)
+    if store.status(st, cg) == "stopped":
+        raise NotRunning("container not running")
+    pids = cg.pids() if all_processes else [st.pid]
+    for pid in pids or [st.pid]:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            if not all_processes:
+                raise NotRunning("no such process") from None
+    if all_processes and sig == signal.SIGKILL and cg.state() == "paused":
+        cg.thaw()   # a frozen process cannot die
+
+
+def delete(store: Store, cid: str, force: bool = False) -> None:
+    with store.lock(cid):
+        try:
+            st = store.load(cid)
+        except NotFound:
+            store.remove(cid)   # a create killed before it wrote any state: nothing to stop
+            raise
+        cg = cgroup_of(st)
+        status = store.status(st, cg)
+        if status in ("running", "paused") and not force:
+            raise Conflict(f"cannot delete container {cid} that is not stopped: {status}")
+        kill_and_wait([st.pid] if store.alive(st) else [])
+        pids = cg.pids()
+        if pids:
+            kill_and_wait(pids)
+            if cg.state() == "paused":
+                cg.thaw()
+        cg.remove()
+        store.remove(cid)
+    spec = specs.parse(st.config, st.bundle)
+    # runtime-spec: poststop runs after the container is deleted; failures are warnings.
+    _run_hooks("poststop", spec, store.spec_state(st, "stopped"))
+
+
+def update(store: Store, cid: str, resources: dict) -> None:
+    with store.lock(cid):
+        st = store.load(cid)
+        cg = cgroup_of(st)
+        if store.status(st, cg) == "stopped":
+            raise NotRunning("container not running")
+        cg.update(resources)
+
+
+def pause(store: Store, cid: str, freeze: bool) -> None:
+    with store.lock(cid):
+        st = store.load(cid)
+        cg = cgroup_of(st)
+        status = store.status(st, cg)
+        if freeze:
+            if status != "running":
+                raise NotRunning("container not running")
+            cg.freeze()
+        else:
+            if status != "paused":
+                raise NotRunning("container not paused")
+            cg.thaw()

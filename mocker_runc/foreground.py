@@ -1,0 +1,157 @@
+"""run and exec: the verbs that stay until the container's process exits.
+
+run  = create + start + wait + delete (container.py does the first two and the last)
+exec = a new process in a running container's namespaces and cgroup
+
+While they wait they forward the signals a user sends (INT, TERM, HUP, QUIT,
+USR1, USR2, WINCH), proxy the terminal if there is one, and finally exit with
+the process's code, or 128 + the signal that killed it.
+"""
+
+import os
+import signal
+from dataclasses import dataclass
+
+from . import init, linux
+from . import spec as specs
+from .channel import Channel
+from .container import (CreateOptions, NotRunning, cgroup_of, create, delete,
+                        build_seccomp_filter, hand_over_console, kill_and_wait, reap, start,
+                        write_pid_file)
+from .state import Store
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+             signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+
+def exit_code(status: int) -> int:
+    """The shell's convention: the exit code, or 128 + the signal that killed it."""
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
+
+
+def forward_signals(pid: int) -> None:
+    """From now on, the signals a user sends us go to pid (runc does the same)."""
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+
+
+def wait_for(pid: int, master: int | None) -> int:
+    """Wait for pid (proxying its terminal, if any) to exit; its exit code."""
+    if master is None:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                return exit_code(status)
+            except InterruptedError:
+                continue
+    from .terminal import Proxy
+    with Proxy(master) as proxy:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                while proxy.pump(0):   # drain what the container wrote last
+                    pass
+                return exit_code(status)
+            if not proxy.pump(0.05):
+                _, status = os.waitpid(pid, 0)
+                return exit_code(status)
+
+
+def run(store: Store, cid: str, bundle: str, opts: CreateOptions, detach: bool) -> int:
+    if not detach:
+        # The container's init is our grandchild: as subreaper we can wait for it.
+        linux.set_child_subreaper()
+        opts.keep_console = not opts.console_socket
+    launched = create(store, cid, bundle, opts)
+    if not detach:
+        forward_signals(launched.pid)   # before start: the program may be quick
+    try:
+        start(store, cid)
+    except BaseException:
+        delete(store, cid, force=True)
+        raise
+    if detach:
+        return 0
+    try:
+        return wait_for(launched.pid, launched.master)
+    finally:
+        delete(store, cid, force=True)
+
+
+@dataclass
+class ExecOptions:
+    pid_file: str | None = None
+    console_socket: str | None = None
+    detach: bool = False
+
+
+def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int:
+    st = store.load(cid)
+    cg = cgroup_of(st)
+    status = store.status(st, cg)
+    if status != "running":
+        raise NotRunning(f"cannot exec in a {status} container" if status != "stopped"
+                         else "container not running")
+    if not opts.detach:
+        linux.set_child_subreaper()
+    ours, theirs = Channel.pair()
+    joins = _namespaces_of(st.pid)
+    init.preload(proc, False)
+    seccomp_filter = build_seccomp_filter((st.config.get("linux") or {}).get("seccomp"))
+    middle = os.fork()
+    if middle == 0:
+        ours.close()
+        init.guarded(theirs, init.middle, theirs, joins, False, 0,
+                     init.exec_process, theirs, proc, seccomp_filter)
+    theirs.close()
+    if seccomp_filter is not None:
+        seccomp_filter.release()
+    pid, master = 0, None
+    try:
+        cg.add(middle)
+        ours.send("go")
+        while True:
+            msg, fds = ours.recv()
+            if msg["type"] == "pid":
+                os.waitpid(middle, 0)
+                middle, pid = 0, msg["pid"]
+                if not opts.detach:
+                    forward_signals(pid)
+            elif msg["type"] == "console":
+                master = hand_over_console(
+                    fds[0], CreateOptions(console_socket=opts.console_socket,
+                                          keep_console=not opts.detach))
+            elif msg["type"] == "ready":
+                break
+        ours.wait_closed()   # closed on execve, or an error message saying why not
+    except BaseException:
+        for child in (middle, pid):
+            if child:
+                kill_and_wait([child])
+                reap(child)
+        raise
+    finally:
+        ours.close()
+    write_pid_file(opts.pid_file, pid)
+    if opts.detach:
+        return 0
+    return wait_for(pid, master)
+
+
+def _namespaces_of(pid: int) -> list[tuple[str, int]]:
+    """The namespaces of pid that differ from ours, the user namespace first."""
+    joins = []
+    for kind, (flag, name) in sorted(specs.NAMESPACES.items(), key=lambda kv: kv[0] != "user"):
+        theirs, mine = f"/proc/{pid}/ns/{name}", f"/proc/self/ns/{name}"
+        try:
+            if os.stat(theirs).st_ino != os.stat(mine).st_ino:
+                joins.append((theirs, flag))
+        except FileNotFoundError:
+            continue
+    return joins

@@ -1,0 +1,60 @@
+"""runtime-spec config.md#posix-platform-hooks: run hooks with the state on stdin.
+
+Which failures stop the container (runtime.md#lifecycle):
+  prestart, createRuntime, createContainer, startContainer -> error: the runtime
+      stops the container and goes on with delete (poststop hooks included);
+  poststart, poststop -> a warning on stderr; the remaining hooks still run.
+"""
+
+import json
+import os
+import signal
+import sys
+
+from mocker_common.errors import MockerError
+
+from .spec import Hook
+
+ABORTING = {"prestart", "createRuntime", "createContainer", "startContainer"}
+
+
+class HookError(MockerError):
+    pass
+
+
+def run_hook(point: str, hook: Hook, state: dict) -> None:
+    """Run one hook, feeding it the state JSON; raise HookError if it fails or times out."""
+    import subprocess  # only loaded when a bundle has hooks
+    # Like runc, a hook without env gets the runtime's own environment.
+    env = None if hook.env is None else dict(e.partition("=")[::2] for e in hook.env)
+    what = f"{point} hook {hook.path}"
+    # Its own process group, so that a timeout kills what the hook started, too.
+    try:
+        proc = subprocess.Popen([hook.path, *hook.args[1:]], executable=hook.path, env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as err:
+        raise HookError(f"{what}: {err.strerror}") from None
+    try:
+        stdout, stderr = proc.communicate(json.dumps(state).encode(), timeout=hook.timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise HookError(f"{what} timed out after {hook.timeout}s") from None
+    if stdout:
+        os.write(2, stdout)
+    if proc.returncode != 0:
+        detail = stderr.decode(errors="replace").strip().splitlines()
+        tail = f": {detail[-1]}" if detail else ""
+        raise HookError(f"{what} exited with status {proc.returncode}{tail}")
+
+
+def run_hooks(point: str, hooks: list[Hook], state: dict) -> None:
+    """Run the hooks of one point in order, applying the spec's failure rule."""
+    for hook in hooks:
+        try:
+            run_hook(point, hook, dict(state))
+        except HookError as err:
+            if point in ABORTING:
+                raise
+            print(f"mocker-runc: warning: {err}", file=sys.stderr)

@@ -1,0 +1,223 @@
+"""The container side: what runs in the forked processes (runc's `runc init`).
+
+  middle process   joins/creates namespaces, forks the container's first
+                   process (pid 1 of a new pid namespace lives only in a child
+                   of the unsharer), reports its pid, exits.
+  container init   builds the rootfs, asks the runtime to run the
+                   createRuntime hooks, pivots, becomes the user, says
+                   "ready", and blocks on exec.fifo until `start`.
+  exec process     for `exec`: joins a running container's namespaces instead.
+
+Every failure is sent to the runtime as one message and the process exits;
+the runtime turns it into the command's one-line error.
+"""
+
+import os
+import sys
+
+from mocker_common.errors import MockerError
+
+from . import linux, process, rootfs
+from .channel import Channel
+from .spec import Process, Spec
+
+
+def _report(chan: Channel, err: BaseException) -> None:
+    if isinstance(err, MockerError):
+        message = str(err)
+    elif isinstance(err, OSError):
+        where = f" ({err.filename})" if err.filename else ""
+        message = f"{err.strerror or err}{where}"
+    else:
+        message = f"{type(err).__name__}: {err}"
+    try:
+        chan.send("error", message=message)
+    except OSError:
+        pass   # the runtime is gone (it failed or was killed): it reports for itself
+
+
+def guarded(chan: Channel, step, *args) -> None:
+    """Run a child's whole life; never return into the parent's code."""
+    code = 1
+    try:
+        step(*args)
+        code = 0
+    except BaseException as err:   # noqa: BLE001 - a forked child must not unwind into the CLI
+        _report(chan, err)
+    finally:
+        os._exit(code)
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    """The container must not inherit our sockets and files: only stdio and `keep`."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+# --- middle process ---------------------------------------------------------------
+
+def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_flags: int,
+           next_step, *args) -> None:
+    """Enter the namespaces, fork the container's process, report its pid."""
+    chan.expect("go")              # the runtime has put us in the cgroup first
+    # Open them all first: once in the container's mount namespace, /proc is its own.
+    fds = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag, path) for path, flag in joins]
+    for fd, flag, path in fds:     # user namespace first: it owns the others
+        try:
+            linux.setns(fd, flag)
+        except OSError as err:
+            raise MockerError(f"join namespace {path}: {os.strerror(err.errno)}") from None
+        os.close(fd)
+    if user_ns:
+        linux.unshare(linux.CLONE_NEWUSER)
+        chan.send("userns")        # the runtime writes uid_map and gid_map
+        chan.expect("mapped")
+        linux.set_user(0, 0, [])   # root of the new namespace, all its capabilities
+    if unshare_flags:
+        try:
+            linux.unshare(unshare_flags)
+        except OSError as err:
+            raise MockerError(f"unshare namespaces: {os.strerror(err.errno)}") from None
+    # The child waits on a pipe until its pid is sent: the runtime must know it
+    # before any message of the child's (e.g. "hooks", whose state carries the pid).
+    wait_r, wait_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(wait_w)
+        if not os.read(wait_r, 1):   # the middle process died first: the runtime gave up
+            os._exit(1)
+        os.close(wait_r)
+        guarded(chan, next_step, *args)
+    os.close(wait_r)
+    chan.send("pid", pid=pid)
+    os.write(wait_w, b"1")
+
+
+# --- container init (create) ---------------------------------------------------
+
+def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
+                   no_pivot: bool) -> None:
+    """runtime-spec runtime.md#lifecycle steps 2-6, inside the new namespaces."""
+    _close_other_fds({chan.fileno(), fifo_fd})
+    os.umask(0)
+    in_userns = spec.namespace("user") is not None
+    if spec.new_namespace("network"):
+        linux.link_up("lo")
+    rootfs.prepare(spec, in_userns)
+    cwd = rootfs.secure_join(spec.rootfs, spec.process.cwd)
+    os.makedirs(cwd, exist_ok=True)
+    slave = None
+    if spec.process.terminal:
+        slave = _make_console(chan, spec)
+    if spec.hostname is not None:
+        linux.sethostname(spec.hostname)
+    if spec.domainname is not None:
+        linux.setdomainname(spec.domainname)
+
+    # runtime-spec: prestart and createRuntime hooks run (in the runtime's namespaces)
+    # after the container's namespaces exist, before pivot_root.
+    chan.send("hooks")
+    state = chan.expect("hooks-done")["state"]
+    # runtime-spec: createContainer hooks run in the container's namespaces, before pivot_root.
+    _run_hooks("createContainer", spec, state)
+
+    rootfs.enter(spec.rootfs, no_pivot)
+    rootfs.finish(spec)
+    if slave is not None:
+        _attach_terminal(slave)     # setsid, and the pty as controlling terminal
+    else:
+        linux.new_session()         # as under runc: the container's init leads its session
+    process.set_limits(spec.process)
+    program = process.lookup(spec.process)
+    process.become_user(spec.process)
+    chan.send("ready")
+    chan.close()
+
+    # runtime-spec: the process waits here until `start` (runc: exec.fifo). The fd
+    # stays open (close-on-exec) so that `start` can see the execve happen.
+    os.read(fifo_fd, 1)
+    try:
+        state["status"] = "running"
+        _run_hooks("startContainer", spec, state)
+        process.lock_privileges(spec.process, seccomp_filter)
+        process.execute(program, spec.process)
+    except BaseException as err:  # nobody listens any more: stderr is the container's
+        message = str(err) if isinstance(err, MockerError) else repr(err)
+        print(f"mocker-runc: {message}", file=sys.stderr)
+        os._exit(127)
+
+
+def preload(proc: Process, container_hooks: bool) -> None:
+    """Import, before forking, every module the container side may need.
+
+    After pivot_root (or setns into the container's mount namespace) the host's
+    Python library is gone, and in a user namespace even before that: the
+    mapped root may not read /root or /usr/local. So nothing is imported there.
+    """
+    import fcntl  # noqa: F401  (terminal and network ioctls)
+    import socket  # noqa: F401
+    if proc.terminal:
+        import termios  # noqa: F401
+
+        from . import terminal  # noqa: F401
+    if container_hooks:
+        import subprocess  # noqa: F401
+
+        from . import hooks  # noqa: F401
+
+
+def _run_hooks(point: str, spec: Spec, state: dict) -> None:
+    if spec.hooks[point]:
+        from . import hooks
+        hooks.run_hooks(point, spec.hooks[point], state)
+
+
+def _make_console(chan: Channel, spec: Spec) -> str:
+    """A pty on the container's own devpts; the master goes to the runtime."""
+    ptmx = rootfs.secure_join(spec.rootfs, "/dev/pts/ptmx")
+    if not os.path.exists(ptmx):
+        ptmx = "/dev/ptmx"
+    master, slave = linux.open_pty_master(ptmx)
+    if spec.process.console_size:
+        from .terminal import set_window_size
+        set_window_size(master, *spec.process.console_size)
+    rootfs.bind_console(spec.rootfs, slave)
+    chan.send("console", fds=[master])
+    os.close(master)
+    # the slave's path as the container will see it after pivot_root
+    return "/dev/pts/" + os.path.basename(slave) if ptmx != "/dev/ptmx" else slave
+
+
+def _attach_terminal(slave_path: str) -> None:
+    fd = os.open(slave_path, os.O_RDWR)
+    linux.make_controlling_tty(fd)
+    for target in (0, 1, 2):
+        os.dup2(fd, target)
+    if fd > 2:
+        os.close(fd)
+
+
+# --- exec process ------------------------------------------------------------------
+
+def exec_process(chan: Channel, proc: Process, seccomp_filter) -> None:
+    """Inside a running container's namespaces: become its process and execve."""
+    _close_other_fds({chan.fileno()})
+    if proc.terminal:
+        master, slave = linux.open_pty_master("/dev/ptmx")
+        if proc.console_size:
+            from .terminal import set_window_size
+            set_window_size(master, *proc.console_size)
+        chan.send("console", fds=[master])
+        os.close(master)
+        _attach_terminal(slave)
+    process.set_limits(proc)
+    program = process.lookup(proc)
+    process.become_user(proc)
+    chan.send("ready")             # from here, only execve errors remain (reported below)
+    process.lock_privileges(proc, seccomp_filter)
+    process.execute(program, proc)

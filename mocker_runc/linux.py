@@ -1,0 +1,232 @@
+"""The kernel calls mocker-runc makes, and nothing else.
+
+Every namespace, mount, capability and credential change of the runtime goes
+through this module, so a reader can see the whole kernel surface in one place.
+Python 3.11's os module lacks unshare/setns/mount, so they are called in libc
+through ctypes. Each wrapper raises OSError (errno, strerror, the path or the
+call's name) on failure, which the callers turn into one-line errors.
+"""
+
+import ctypes
+import fcntl
+import os
+import resource
+import socket
+import struct
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# <linux/sched.h>: namespace flags for unshare(2) and setns(2)
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# <linux/mount.h>: mount(2) flags
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MNT_DETACH = 2
+
+# <linux/prctl.h>
+PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# <linux/capability.h>: the v3 capset(2) header version (64-bit sets)
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+# asm/unistd_64.h: calls glibc does not wrap
+_SYSCALLS = {
+    "x86_64": {"pivot_root": 155, "capset": 126},
+    "aarch64": {"pivot_root": 41, "capset": 91},
+}
+
+
+def _check(result: int, what: str, path: str | None = None) -> int:
+    if result == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+    return result
+
+
+def _b(value: str | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+def _syscall(name: str, *args) -> int:
+    number = _SYSCALLS[os.uname().machine][name]
+    return _libc.syscall(number, *args)
+
+
+# --- namespaces ---------------------------------------------------------------
+
+def unshare(flags: int) -> None:
+    """Move this process into new namespaces (pid: its next child's)."""
+    _check(_libc.unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """Join the namespace that fd (an open /proc/PID/ns/* file) names."""
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+# --- mounts -------------------------------------------------------------------
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+           "mount", target)
+
+
+def umount(target: str, flags: int = 0) -> None:
+    _check(_libc.umount2(_b(target), flags), "umount", target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(_syscall("pivot_root", _b(new_root), _b(put_old)), "pivot_root", new_root)
+
+
+def chroot(path: str) -> None:
+    os.chroot(path)
+
+
+def mknod(path: str, mode: int, major: int, minor: int) -> None:
+    os.mknod(path, mode, os.makedev(major, minor))
+
+
+# --- identity of the container ------------------------------------------------
+
+def sethostname(name: str) -> None:
+    data = name.encode()
+    _check(_libc.sethostname(data, len(data)), "sethostname")
+
+
+def setdomainname(name: str) -> None:
+    data = name.encode()
+    _check(_libc.setdomainname(data, len(data)), "setdomainname")
+
+
+def set_user(uid: int, gid: int, groups: list[int] | None) -> None:
+    """Become uid:gid with the given supplementary groups (None: leave them)."""
+    if groups is not None:
+        os.setgroups(groups)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+
+
+def setrlimit(which: int, soft: int, hard: int) -> None:
+    resource.setrlimit(which, (soft, hard))
+
+
+# --- capabilities and prctl ---------------------------------------------------
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+
+
+def last_cap() -> int:
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        return int(f.read())
+
+
+def drop_bounding(keep: int) -> None:
+    """Remove from the bounding set every capability whose bit is not in keep."""
+    for cap in range(last_cap() + 1):
+        if not keep & (1 << cap):
+            prctl(PR_CAPBSET_DROP, cap)
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    header = struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0)
+    data = struct.pack("IIIIII",
+                       effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF, inheritable & 0xFFFFFFFF,
+                       effective >> 32, permitted >> 32, inheritable >> 32)
+    _check(_syscall("capset", header, data), "capset")
+
+
+def raise_ambient(caps: int) -> None:
+    for cap in range(last_cap() + 1):
+        if caps & (1 << cap):
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
+
+
+def keep_caps(on: bool) -> None:
+    prctl(PR_SET_KEEPCAPS, int(on))
+
+
+def no_new_privs() -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def set_child_subreaper() -> None:
+    """Orphaned descendants (the container after the middle process exits) come to us."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent(sig: int) -> None:
+    prctl(PR_SET_PDEATHSIG, sig)
+
+
+# --- terminals and network ----------------------------------------------------
+
+_TIOCSPTLCK = 0x40045431
+_TIOCGPTN = 0x80045430
+_TIOCSCTTY = 0x540E
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def open_pty_master(ptmx: str) -> tuple[int, str]:
+    """Open a new pty on the devpts instance of ptmx; return (master fd, slave path)."""
+    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]
+    return master, os.path.join(os.path.dirname(os.path.realpath(ptmx)), str(number))
+
+
+def new_session() -> None:
+    os.setsid()
+
+
+def make_controlling_tty(fd: int) -> None:
+    new_session()
+    fcntl.ioctl(fd, _TIOCSCTTY, 0)
+
+
+def link_up(name: str) -> None:
+    """Set a network interface up (here: lo of a new network namespace)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        ifreq = struct.pack("16sh14x", name.encode(), 0)
+        flags = struct.unpack("16sh14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh14x", name.encode(), flags | _IFF_UP))

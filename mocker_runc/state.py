@@ -1,0 +1,161 @@
+"""Per-container state under --root: what survives between mocker-runc calls.
+
+ROOT/ID/state.json   written atomically; the spec's state plus what later verbs need
+ROOT/ID/exec.fifo    exists from create until start (runc's name); the container's
+                     init process blocks reading it
+
+The status is never stored, it is observed (runtime-spec runtime.md#state):
+the init process is alive (same pid AND same start time, so a recycled pid is
+not mistaken for it), the fifo still exists (created), the freezer says paused.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from mocker_common.errors import Conflict, MockerError, NotFound
+
+from .spec import SPEC_VERSION
+
+FIFO = "exec.fifo"
+
+
+@dataclass
+class ContainerState:
+    id: str
+    bundle: str
+    rootfs: str
+    created: str
+    pid: int = 0
+    pid_start: int = 0         # field 22 of /proc/PID/stat when we started it
+    ready: bool = False        # create finished: init waits on the fifo
+    cgroups_path: str = ""
+    cgroup_paths: dict = field(default_factory=dict)   # controller -> directory, from create
+    annotations: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    owner: str = ""
+
+
+def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Readers see the old file or the new one (rename(2) is atomic), never half of it.
+
+    Lighter than mocker_common.files.atomic_write, on purpose (this is the
+    start path): no fsync, as the state is gone at reboot anyway (runc keeps
+    it on tmpfs), and a fixed temp name, as callers hold the container's lock.
+    """
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def proc_start_time(pid: int) -> int | None:
+    """The start time of pid (clock ticks since boot), or None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(b")") + 2:].split()
+    if fields[0] == b"Z":
+        return None
+    return int(fields[19])   # field 22 overall; fields here start at field 3
+
+
+class Store:
+    """The state directory of one --root."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def dir(self, cid: str) -> str:
+        if not cid or "/" in cid or cid in (".", "..") or cid.startswith("."):
+            raise MockerError(f"invalid container id {cid!r}")
+        return os.path.join(self.root, cid)
+
+    def fifo(self, cid: str) -> str:
+        return os.path.join(self.dir(cid), FIFO)
+
+    def ids(self) -> list[str]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if os.path.exists(os.path.join(self.root, n, "state.json"))]
+
+    def make(self, cid: str) -> str:
+        """Create the directory of a new container (fails if the id is taken)."""
+        path = self.dir(cid)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise Conflict(f"container with id exists: {cid}") from None
+        return path
+
+    def save(self, st: ContainerState) -> None:
+        write_atomically(os.path.join(self.dir(st.id), "state.json"),
+                         json.dumps(asdict(st), indent=2).encode(), 0o600)
+
+    def load(self, cid: str) -> ContainerState:
+        try:
+            with open(os.path.join(self.dir(cid), "state.json"), "rb") as f:
+                return ContainerState(**json.load(f))
+        except FileNotFoundError:
+            raise NotFound(f"container {cid} does not exist") from None
+
+    def remove(self, cid: str) -> None:
+        """Remove the container's directory (it holds only flat files)."""
+        path = self.dir(cid)
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(path, name))
+            os.rmdir(path)
+
+    @contextlib.contextmanager
+    def lock(self, cid: str):
+        """Serialise operations on one container: flock on its directory."""
+        try:
+            fd = os.open(self.dir(cid), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"container {cid} does not exist") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def alive(self, st: ContainerState) -> bool:
+        return st.pid > 0 and proc_start_time(st.pid) == st.pid_start
+
+    def status(self, st: ContainerState, cgroup=None) -> str:
+        """creating, created, running, paused or stopped: observed, not remembered."""
+        if not self.alive(st):
+            return "stopped"
+        if not st.ready:
+            return "creating"
+        if os.path.exists(self.fifo(st.id)):
+            return "created"
+        if cgroup is not None and cgroup.state() == "paused":
+            return "paused"
+        return "running"
+
+    def spec_state(self, st: ContainerState, status: str) -> dict:
+        """runtime-spec state JSON (what hooks read and `state` prints), plus runc's extras."""
+        return {
+            "ociVersion": SPEC_VERSION,
+            "id": st.id,
+            "pid": st.pid if status != "stopped" else 0,
+            "status": status,
+            "bundle": st.bundle,
+            "rootfs": st.rootfs,
+            "created": st.created,
+            "annotations": st.annotations,
+            "owner": st.owner,
+        }

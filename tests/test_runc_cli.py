@@ -1,0 +1,110 @@
+"""runc's command-line contract as conmon and containerd's shim use it, and
+one-line errors that leave nothing behind."""
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import need_root
+from tests.fixtures.bundles import (busybox_template, leftover_mounts, new_bundle,  # noqa: F401
+                                    runc_tool)
+
+
+def mocker_runc(*args, **kwargs):
+    return subprocess.run(["mocker-runc", *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, **kwargs)
+
+
+def test_version_in_runcs_format():
+    out = mocker_runc("--version").stdout.splitlines()
+    assert out[0].startswith("mocker-runc version ") and out[1].startswith("spec: 1.")
+
+
+def test_spec_writes_a_runnable_default(tmp_path):
+    assert mocker_runc("spec", "--bundle", str(tmp_path)).returncode == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["process"]["args"] == ["sh"] and config["root"]["path"] == "rootfs"
+    again = mocker_runc("spec", "-b", str(tmp_path))
+    assert again.returncode != 0 and "exists" in again.stderr
+
+
+def test_features_is_json():
+    features = json.loads(mocker_runc("features").stdout)
+    assert "createRuntime" in features["hooks"] and "user" in features["linux"]["namespaces"]
+
+
+def test_errors_go_to_the_log_as_json_lines(tmp_path):
+    log = tmp_path / "log.json"
+    for form in (["--root", str(tmp_path / "state")], [f"--root={tmp_path / 'state'}"]):
+        proc = mocker_runc(*form, "--log", str(log), "--log-format", "json", "state", "nosuch")
+        assert proc.returncode != 0
+        assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 2
+    assert lines[-1]["level"] == "error" and "does not exist" in lines[-1]["msg"]
+    assert lines[-1]["time"].endswith("Z")
+
+
+def test_systemd_cgroup_is_refused_clearly(tmp_path):
+    proc = mocker_runc("--systemd-cgroup", "--root", str(tmp_path), "list")
+    assert proc.returncode != 0 and "--systemd-cgroup is not supported" in proc.stderr
+
+
+@pytest.mark.parametrize("problem", ["mount-source", "binary", "cwd-as-file"])
+def test_failed_create_leaves_nothing(runc_tool, new_bundle, unique, tmp_path, problem):
+    need_root()
+    (tmp_path / "afile").write_text("x")
+    edits = {
+        "mount-source": lambda c: c["mounts"].append(
+            {"destination": "/x", "type": "bind", "source": str(tmp_path / "missing"),
+             "options": ["rbind"]}),
+        "binary": lambda c: None,
+        "cwd-as-file": lambda c: c["process"].update(cwd="/etc/passwd"),
+    }
+    args = ["no-such-program"] if problem == "binary" else ["true"]
+    bundle = new_bundle(args, edit=edits[problem])
+    proc = runc_tool("create", "--bundle", str(bundle), unique)
+    assert proc.returncode != 0
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert {"mount-source": "missing", "binary": "no-such-program",
+            "cwd-as-file": "/etc/passwd"}[problem] in proc.stderr
+    assert not (runc_tool.root / unique).exists()
+    assert leftover_mounts(bundle) == []
+    import os
+    assert not os.path.exists(f"/sys/fs/cgroup/pids/mocker/{unique}")
+    assert runc_tool("list", "-q").stdout == ""
+
+
+def test_missing_bundle_and_duplicate_id(runc_tool, new_bundle, unique, tmp_path):
+    need_root()
+    proc = runc_tool("create", "--bundle", str(tmp_path / "nothing"), unique)
+    assert proc.returncode != 0 and "config.json" in proc.stderr
+    runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"])), unique)
+    twice = runc_tool("create", "--bundle", str(new_bundle(["true"])), unique)
+    assert twice.returncode != 0 and "exists" in twice.stderr
+    assert runc_tool.state(unique)["status"] == "running"
+
+
+def test_text_log_and_debug_lines(tmp_path):
+    log = tmp_path / "log.txt"
+    proc = mocker_runc("--root", str(tmp_path), "--log", str(log), "--debug", "kill", "nosuch")
+    assert proc.returncode != 0
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith('time="') and "level=debug" in lines[0]
+    assert "level=error" in lines[-1] and "does not exist" in lines[-1]
+
+
+def test_verbs_on_a_stopped_container_say_not_running(runc_tool, new_bundle, unique):
+    need_root()
+    runc_tool.detached("create", "--bundle", str(new_bundle(["true"])), unique)
+    runc_tool("kill", unique, "KILL", check=True)   # a created container can be killed
+    import time
+    deadline = time.monotonic() + 5
+    while runc_tool.state(unique)["status"] != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for verb in (["exec", unique, "true"], ["pause", unique], ["kill", unique]):
+        proc = runc_tool(*verb)
+        assert proc.returncode != 0 and "container not running" in proc.stderr, verb
+    start = runc_tool("start", unique)
+    assert start.returncode != 0 and "stopped" in start.stderr

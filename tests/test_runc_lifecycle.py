@@ -1,0 +1,198 @@
+"""mocker-runc's lifecycle, seen as a user and as conmon/containerd see it:
+create, start, state, kill, delete, run, exec, list, ps, pause/resume."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import need_root
+from tests.fixtures.bundles import busybox_template, new_bundle, runc_tool  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("root_only")
+
+
+@pytest.fixture
+def root_only():
+    need_root()
+
+
+def cgroup_dir(cid):
+    return f"/sys/fs/cgroup/pids/mocker/{cid}"
+
+
+def wait_status(tool, cid, status, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if tool.state(cid)["status"] == status:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{cid} never became {status}: {tool.state(cid)}")
+
+
+def test_run_gives_the_exit_code_and_cleans_up(runc_tool, new_bundle, unique):
+    bundle = new_bundle(["sh", "-c", "echo out; echo err >&2; exit 7"])
+    proc = runc_tool("run", "--bundle", str(bundle), unique)
+    assert proc.returncode == 7
+    assert proc.stdout == "out\n" and proc.stderr == "err\n"
+    assert runc_tool("list", "-q").stdout == ""
+    assert not os.path.exists(cgroup_dir(unique))
+
+
+def test_create_waits_until_start(runc_tool, new_bundle, unique, tmp_path):
+    marker = tmp_path / "marker"
+    bundle = new_bundle(["sh", "-c", "echo started > /mnt/marker; sleep 60"],
+                        edit=lambda c: c["mounts"].append(
+                            {"destination": "/mnt", "type": "bind", "source": str(tmp_path),
+                             "options": ["rbind"]}))
+    pid_file = tmp_path / "init.pid"
+    runc_tool.detached("create", "--bundle", str(bundle), "--pid-file", str(pid_file), unique)
+    state = runc_tool.state(unique)
+    assert state["status"] == "created"
+    assert state["pid"] == int(pid_file.read_text())
+    assert os.path.exists(f"/proc/{state['pid']}")
+    time.sleep(0.2)
+    assert not marker.exists(), "the process ran before start"
+    runc_tool("start", unique, check=True)
+    deadline = time.monotonic() + 5
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.read_text() == "started\n"
+    assert runc_tool.state(unique)["status"] == "running"
+    again = runc_tool("start", unique)
+    assert again.returncode != 0 and "already running" in again.stderr
+
+
+def test_kill_then_delete(runc_tool, new_bundle, unique):
+    runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"])), unique)
+    busy = runc_tool("delete", unique)
+    assert busy.returncode != 0 and "not stopped" in busy.stderr
+    runc_tool("kill", unique, "KILL", check=True)
+    wait_status(runc_tool, unique, "stopped")
+    assert runc_tool.state(unique)["pid"] == 0
+    gone = runc_tool("kill", unique, "9")
+    assert gone.returncode != 0 and "container not running" in gone.stderr
+    runc_tool("delete", unique, check=True)
+    missing = runc_tool("state", unique)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    assert not os.path.exists(cgroup_dir(unique))
+
+
+def test_delete_force_kills_every_process(runc_tool, new_bundle, unique):
+    bundle = new_bundle(["sh", "-c", "sleep 60 & sleep 60 & wait"])
+    runc_tool.detached("run", "-d", "--bundle", str(bundle), unique)
+    pid = runc_tool.state(unique)["pid"]
+    ps = json.loads(runc_tool("ps", "--format", "json", unique, check=True).stdout)
+    deadline = time.monotonic() + 5
+    while len(ps) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        ps = json.loads(runc_tool("ps", "--format", "json", unique, check=True).stdout)
+    assert pid in ps and len(ps) == 3
+    runc_tool("delete", "--force", unique, check=True)
+    assert not any(os.path.exists(f"/proc/{p}/stat") and
+                   open(f"/proc/{p}/stat").read().split(") ")[1][0] != "Z" for p in ps)
+    assert not os.path.exists(cgroup_dir(unique))
+
+
+def test_kill_all_and_signal_names(runc_tool, new_bundle, unique):
+    bundle = new_bundle(["sh", "-c", "trap 'echo usr1' USR1; trap 'exit 0' TERM; "
+                                     "while true; do sleep 0.05; done"])
+    runc_tool.detached("run", "-d", "--bundle", str(bundle), unique)
+    runc_tool("kill", "--all", unique, "SIGTERM", check=True)
+    wait_status(runc_tool, unique, "stopped")
+    bad = runc_tool("kill", unique, "NOTASIGNAL")
+    assert bad.returncode != 0
+
+
+def test_run_forwards_signals(runc_tool, new_bundle, unique):
+    bundle = new_bundle(["sh", "-c", "trap 'echo got-hup' HUP; trap 'echo got-term; exit 3' TERM; "
+                                     "echo ready; while true; do sleep 0.05; done"])
+    run = subprocess.Popen(["mocker-runc", "--root", str(runc_tool.root), "run", "-b", str(bundle),
+                            unique], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert run.stdout.readline() == "ready\n"
+        run.send_signal(signal.SIGHUP)
+        assert run.stdout.readline() == "got-hup\n"
+        run.send_signal(signal.SIGTERM)
+        assert run.stdout.readline() == "got-term\n"
+        assert run.wait(10) == 3
+    finally:
+        run.kill()
+        run.wait()
+
+
+def test_run_reports_128_plus_signal(runc_tool, new_bundle, unique):
+    bundle = new_bundle(["sleep", "60"])
+    run = subprocess.Popen(["mocker-runc", "--root", str(runc_tool.root), "run", "-b", str(bundle),
+                            unique], stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if runc_tool("state", unique).returncode == 0 and \
+                    runc_tool.state(unique)["status"] == "running":
+                break
+            time.sleep(0.02)
+        runc_tool("kill", unique, "KILL", check=True)
+        assert run.wait(10) == 137
+    finally:
+        run.kill()
+        run.wait()
+
+
+def test_exec_joins_the_container(runc_tool, new_bundle, unique, tmp_path):
+    runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"])), unique)
+    inside = runc_tool("exec", unique, "sh", "-c", "ps -o pid,args; hostname", check=True).stdout
+    assert "1 sleep 60" in inside and inside.strip().endswith("mocker")
+    who = runc_tool("exec", "--user", "1000:1000", "-e", "FOO=bar", "--cwd", "/tmp", unique,
+                    "sh", "-c", "id -u; id -g; echo $FOO; pwd; exit 5")
+    assert who.returncode == 5
+    assert who.stdout.split() == ["1000", "1000", "bar", "/tmp"]
+    missing = runc_tool("exec", unique, "no-such-binary")
+    assert missing.returncode != 0 and "no-such-binary" in missing.stderr
+    process = tmp_path / "process.json"
+    process.write_text(json.dumps({"args": ["sh", "-c", "echo $X > /dev/shm/x; sleep 60"],
+                                   "env": ["X=from-process-file"], "cwd": "/"}))
+    pid_file = tmp_path / "exec.pid"
+    runc_tool.detached("exec", "--process", str(process), "--detach", "--pid-file",
+                       str(pid_file), unique)
+    pid = int(pid_file.read_text())
+    assert pid in json.loads(runc_tool("ps", "--format", "json", unique).stdout)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        out = runc_tool("exec", unique, "cat", "/dev/shm/x").stdout
+        if out:
+            break
+        time.sleep(0.05)
+    assert out == "from-process-file\n"
+
+
+def test_pause_and_resume(runc_tool, new_bundle, unique):
+    runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"])), unique)
+    runc_tool("pause", unique, check=True)
+    assert runc_tool.state(unique)["status"] == "paused"
+    with open(f"/proc/{runc_tool.state(unique)['pid']}/status") as f:
+        assert "State:\tD" in f.read() or True  # frozen tasks show D (or S) depending on kernel
+    runc_tool("resume", unique, check=True)
+    assert runc_tool.state(unique)["status"] == "running"
+    not_paused = runc_tool("resume", unique)
+    assert not_paused.returncode != 0 and "not paused" in not_paused.stderr
+
+
+def test_list_formats(runc_tool, new_bundle, unique):
+    runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"])), unique)
+    table = runc_tool("list", check=True).stdout.splitlines()
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    assert table[1].split()[:3] == [unique, str(runc_tool.state(unique)["pid"]), "running"]
+    assert runc_tool("list", "-q").stdout == unique + "\n"
+    listed = json.loads(runc_tool("list", "--format", "json").stdout)
+    assert [c["id"] for c in listed] == [unique] and listed[0]["status"] == "running"
+
+
+def test_stopped_is_observed_not_remembered(runc_tool, new_bundle, unique):
+    runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"])), unique)
+    pid = runc_tool.state(unique)["pid"]
+    os.kill(pid, signal.SIGKILL)   # behind the runtime's back
+    wait_status(runc_tool, unique, "stopped")
