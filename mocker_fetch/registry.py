@@ -1,0 +1,287 @@
+"""The registry's HTTP API (OCI distribution spec), over one requests.Session.
+
+The calls a pull makes, in order:
+
+    GET /v2/                               ping: is this a registry, which scheme?
+    GET /v2/<repo>/manifests/<tag|digest>  the manifest (or an index of them)
+    GET /v2/<repo>/blobs/<digest>          the config and each layer
+
+Any of them may answer 401 with a challenge (see auth.py): we authenticate and
+ask once more. Blob requests may be redirected to storage elsewhere; the
+registry's Authorization header is never sent to another host. Server errors
+and dropped connections are retried with backoff, resuming a blob where it
+stopped with an HTTP Range request.
+"""
+
+import ipaddress
+import logging
+import time
+from typing import NamedTuple
+from urllib.parse import urljoin, urlsplit
+
+from mocker_common import __version__
+from mocker_common.errors import Corrupt, MockerError, NotFound, Unauthorized, Unreachable
+from mocker_common.mediatypes import INDEXES, MANIFESTS, SCHEMA1
+
+from .auth import Authenticator, Credentials
+
+log = logging.getLogger("mocker.fetch")
+
+CHUNK = 1 << 20
+MAX_MANIFEST = 4 << 20          # distribution spec: registries may refuse larger ones
+TRIES = 5
+BACKOFF = 0.2                   # seconds before the 2nd try; doubled after each
+MAX_REDIRECTS = 5
+TIMEOUT = (10, 60)              # connect, read (seconds)
+MANIFEST_ACCEPT = ", ".join((*MANIFESTS, *INDEXES, *SCHEMA1))
+
+
+class Cancelled(Exception):
+    """Raised inside a download when another part of the pull asked to stop."""
+
+
+class _Retry(Exception):
+    """A failure worth another try: a 5xx, a dropped connection, a short read."""
+
+
+class Fetched(NamedTuple):
+    """A manifest as the registry sent it."""
+    data: bytes
+    media_type: str
+    digest_header: str | None     # Docker-Content-Digest, if sent
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: Docker lets these speak plain HTTP."""
+    hostname = urlsplit(f"//{host}").hostname or ""
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _network_errors():
+    """The exceptions that mean "the connection failed or dropped" (lazy import)."""
+    import requests
+    import urllib3
+    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+
+
+class Registry:
+    """One registry endpoint: its base URL, a session, and the tokens it gave us."""
+
+    def __init__(self, host: str, *, insecure: bool = False,
+                 credentials: Credentials | None = None, base_url: str | None = None):
+        import requests  # heavy: imported only when we really talk to a registry
+        self.host = host
+        self.insecure = insecure or is_loopback(host)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = f"mocker-fetch/{__version__}"
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=16)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.auth = Authenticator(self.session, credentials, host)
+        if self.insecure:
+            # The user (or a loopback address) chose unverified TLS: one warning per
+            # request from urllib3 would only bury the progress lines.
+            import urllib3
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self.base_url = base_url.rstrip("/") if base_url else None
+
+    # -- the three calls -------------------------------------------------------------
+
+    def ping(self) -> None:
+        """GET /v2/: find the scheme. HTTPS, unless the registry may be insecure:
+        then both, plain HTTP first for loopback (a local test registry rarely
+        has a certificate) and HTTPS first for others."""
+        schemes = ["https"]
+        if self.insecure:
+            schemes = ["http", "https"] if is_loopback(self.host) else ["https", "http"]
+        if self.base_url:
+            schemes = [self.base_url.split("://", 1)[0]]
+        last = None
+        for scheme in schemes:
+            base = self.base_url or f"{scheme}://{self.host}"
+            try:
+                response = self._send("GET", f"{base}/v2/", {}, stream=False,
+                                      verify=not self.insecure)
+            except _network_errors() as err:
+                log.debug("%s: %s", base, err)
+                last = err
+                continue
+            if response.status_code in (200, 401):
+                self.base_url = base
+                return
+            last = f"HTTP {response.status_code} from {base}/v2/ (not a registry API?)"
+        raise Unreachable(f"cannot reach registry {self.host}: {_reason(last)}")
+
+    def get_manifest(self, repository: str, key: str) -> Fetched:
+        """GET a manifest or index by tag or digest; refuse what is not one."""
+        name = f"{self.host}/{repository}{'@' if ':' in key else ':'}{key}"
+        response = self.request("GET", f"/v2/{repository}/manifests/{key}", repository,
+                                headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+        with response:
+            if response.status_code == 404:
+                raise NotFound(f"manifest unknown: {name}")
+            _raise_for_status(response, f"manifest {name}")
+            try:   # read at most the limit: a registry cannot make us hold gigabytes
+                data = response.raw.read(MAX_MANIFEST + 1, decode_content=True)
+            except _network_errors() as err:
+                raise Unreachable(f"manifest {name}: {_reason(err)}") from None
+        if len(data) > MAX_MANIFEST:
+            raise Corrupt(f"manifest {name} is larger than {MAX_MANIFEST} bytes")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return Fetched(data, media_type, response.headers.get("Docker-Content-Digest"))
+
+    def download_blob(self, repository: str, digest: str, size: int, sink,
+                      progress=None, cancel=None) -> None:
+        """Stream a blob into sink until it holds exactly `size` bytes.
+
+        The sink may already hold the first bytes (a resumed download): we ask
+        for the rest with Range. The caller checks the digest afterwards.
+        """
+        path = f"/v2/{repository}/blobs/{digest}"
+        if sink.written >= size:
+            return   # an earlier pull got every byte; the digest check decides
+        for attempt in range(TRIES):
+            try:
+                self._download_rest(path, repository, size, sink, progress, cancel)
+                return
+            except _Retry as err:
+                if attempt == TRIES - 1:
+                    raise Unreachable(f"blob {digest[:19]}: {err} (gave up after {TRIES} tries)")
+                delay = BACKOFF * 2 ** attempt
+                log.info("blob %s: %s; retrying in %.1fs from byte %d",
+                         digest[:19], err, delay, sink.written)
+                time.sleep(delay)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _download_rest(self, path, repository, size, sink, progress, cancel):
+        headers = {"Range": f"bytes={sink.written}-"} if sink.written else {}
+        response = self.request("GET", path, repository, headers=headers, stream=True)
+        with response:
+            if response.status_code == 200 and sink.written:
+                log.info("%s: the server ignored Range; starting again", path)
+                sink.restart()
+            elif response.status_code not in (200, 206):
+                _raise_for_status(response, f"blob {self.host}/{repository}@{path.rsplit('/')[-1]}")
+            elif response.status_code == 206 and not response.headers.get(
+                    "Content-Range", "").startswith(f"bytes {sink.written}-"):
+                sink.restart()   # not the part we asked for: start over
+                raise _Retry(f"the server sent {response.headers.get('Content-Range')!r}")
+            try:
+                for chunk in response.raw.stream(CHUNK, decode_content=False):
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled()
+                    if sink.written + len(chunk) > size:
+                        raise Corrupt(f"blob {path.rsplit('/')[-1]} is larger than "
+                                      f"its descriptor's size {size}")
+                    sink.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+            except _network_errors() as err:
+                raise _Retry(f"connection dropped: {_reason(err)}") from None
+        if sink.written < size:
+            raise _Retry(f"connection closed after {sink.written} of {size} bytes")
+
+    def request(self, method: str, path: str, repository: str, headers=None, stream=False):
+        """Send a request to the registry, answering auth challenges, and retrying
+        5xx answers and failed connections with backoff."""
+        if not self.base_url:
+            self.ping()
+        scope = f"repository:{repository}:pull"
+        url = self.base_url + path
+        for attempt in range(TRIES):
+            last = attempt == TRIES - 1
+            try:
+                response = self._authorized(method, url, scope, dict(headers or {}), stream)
+            except Unreachable as err:
+                if last:
+                    raise
+                problem = str(err)
+            else:
+                if response.status_code < 500 or last:
+                    return response
+                response.close()
+                problem = f"HTTP {response.status_code}"
+            delay = BACKOFF * 2 ** attempt
+            log.info("%s %s: %s; retrying in %.1fs", method, path, problem, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _authorized(self, method, url, scope, headers, stream):
+        """Send with the scope's known credentials; on 401, answer the challenge once."""
+        known = self.auth.header_for(scope)
+        if known:
+            headers["Authorization"] = known
+        response = self._send_or_unreachable(method, url, headers, stream)
+        if response.status_code != 401:
+            return response
+        challenge = response.headers.get("WWW-Authenticate")
+        response.close()
+        if not challenge:
+            raise Unauthorized(f"{self.host} refused access (401) without a challenge")
+        log.info("  -> 401, challenge: %s", challenge)
+        headers["Authorization"] = self.auth.answer(challenge, scope)
+        response = self._send_or_unreachable(method, url, headers, stream)
+        if response.status_code == 401:
+            who = "the credentials given" if self.auth.credentials else "anonymous access"
+            raise Unauthorized(f"{self.host} refused {who} to {scope.split(':')[1]} "
+                               "(does it exist? is a login needed?)")
+        return response
+
+    def _send_or_unreachable(self, method, url, headers, stream):
+        try:
+            return self._send(method, url, headers, stream, verify=not self.insecure)
+        except _network_errors() as err:
+            raise Unreachable(f"cannot reach registry {self.host}: {_reason(err)}") from None
+
+    def _send(self, method, url, headers, stream, verify=True):
+        """One request, following redirects ourselves so that Authorization
+        never leaves the registry's host (blob storage gets signed URLs)."""
+        origin = urlsplit(url).netloc
+        for _ in range(MAX_REDIRECTS + 1):
+            log.info("%s %s", method, url)
+            response = self.session.request(method, url, headers=headers, stream=stream,
+                                            allow_redirects=False, timeout=TIMEOUT,
+                                            verify=verify)
+            log.debug("  -> HTTP %d %s", response.status_code,
+                      response.headers.get("Content-Type", ""))
+            if not response.is_redirect:
+                return response
+            response.close()
+            target = urljoin(url, response.headers.get("Location", ""))
+            if urlsplit(target).scheme not in ("https", "http") or (
+                    urlsplit(target).scheme == "http" and urlsplit(url).scheme == "https"
+                    and not self.insecure):
+                raise MockerError(f"refusing a redirect from {url} to {target}")
+            url = target
+            if urlsplit(url).netloc != origin:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        raise Unreachable(f"more than {MAX_REDIRECTS} redirects from {origin}")
+
+
+def _raise_for_status(response, what: str) -> None:
+    status = response.status_code
+    if status in (401, 403):
+        raise Unauthorized(f"access to {what} denied (HTTP {status})")
+    if status == 404:
+        raise NotFound(f"{what} not found")
+    if status >= 500:
+        raise Unreachable(f"registry error HTTP {status} for {what}")
+    if status >= 300:
+        raise MockerError(f"unexpected HTTP {status} for {what}")
+
+
+def _reason(err) -> str:
+    """A short, one-line reason from a (possibly deeply nested) requests error."""
+    text = str(err)
+    for marker in ("Errno", "Connection refused", "Name or service not known"):
+        if marker in text:
+            start = text.find("[" + marker) if marker == "Errno" else text.find(marker)
+            return text[start:].split("'))")[0].split("))")[0].rstrip("')\"")
+    return text.splitlines()[0] if text else type(err).__name__

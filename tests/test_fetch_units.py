@@ -1,0 +1,134 @@
+"""The pure parts of mocker-fetch: challenges, auth files, platforms, manifest rules."""
+
+import base64
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from mocker_common.errors import Corrupt, MockerError, NotFound
+from mocker_fetch import auth, manifest
+from mocker_fetch.images import _age, _split_refname
+from mocker_fetch.registry import is_loopback
+
+
+def test_parse_bearer_and_basic_challenges():
+    bearer = auth.parse_challenge('Bearer realm="https://auth.docker.io/token",'
+                                  'service="registry.docker.io",scope="repository:library/busybox:pull"')
+    assert bearer.scheme == "bearer"
+    assert bearer.params == {"realm": "https://auth.docker.io/token", "service": "registry.docker.io",
+                             "scope": "repository:library/busybox:pull"}
+    basic = auth.parse_challenge('Basic realm="Registry Realm"')
+    assert (basic.scheme, basic.params) == ("basic", {"realm": "Registry Realm"})
+
+
+def test_credentials_from_an_auth_file(tmp_path):
+    path = tmp_path / "config.json"
+    encoded = base64.b64encode(b"ann:pa:ss").decode()
+    path.write_text(json.dumps({"auths": {
+        "https://index.docker.io/v1/": {"auth": encoded},
+        "registry.example:5000": {"username": "bob", "password": "pw"},
+    }}))
+    assert auth.lookup_credentials("docker.io", path) == auth.Credentials("ann", "pa:ss")
+    assert auth.lookup_credentials("registry.example:5000", path) == auth.Credentials("bob", "pw")
+    assert auth.lookup_credentials("other.example", path) is None
+    with pytest.raises(MockerError, match="does not exist"):
+        auth.lookup_credentials("docker.io", tmp_path / "missing.json")
+
+
+def test_creds_flag():
+    assert auth.parse_creds("u:p:q") == auth.Credentials("u", "p:q")
+    with pytest.raises(MockerError, match="USER:PASSWORD"):
+        auth.parse_creds("nopassword")
+
+
+def test_loopback_hosts():
+    assert is_loopback("127.0.0.1:5000") and is_loopback("localhost") and is_loopback("[::1]:5000")
+    assert not is_loopback("registry.example:5000") and not is_loopback("10.0.0.1")
+
+
+INDEX = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+    {"mediaType": "m", "digest": "sha256:" + "1" * 64, "size": 1,
+     "platform": {"os": "linux", "architecture": "amd64"}},
+    {"mediaType": "m", "digest": "sha256:" + "2" * 64, "size": 1,
+     "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}},
+    {"mediaType": "m", "digest": "sha256:" + "3" * 64, "size": 1,
+     "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+    {"mediaType": "m", "digest": "sha256:" + "4" * 64, "size": 1,
+     "platform": {"os": "linux", "architecture": "arm64"}},
+]}
+
+
+@pytest.mark.parametrize("wanted, digit", [
+    ("linux/amd64", "1"), ("linux/arm/v7", "3"), ("linux/arm/v6", "2"), ("linux/arm64/v8", "4"),
+])
+def test_platform_selection(wanted, digit):
+    chosen = manifest.select_platform(INDEX, manifest.parse_platform(wanted))
+    assert chosen["digest"] == "sha256:" + digit * 64
+
+
+def test_missing_platform_lists_what_is_offered():
+    with pytest.raises(NotFound, match=r"linux/riscv64 .*linux/amd64, linux/arm/v6"):
+        manifest.select_platform(INDEX, manifest.parse_platform("linux/riscv64"))
+    with pytest.raises(MockerError, match="os/arch"):
+        manifest.parse_platform("amd64")
+
+
+def test_schema1_is_refused():
+    with pytest.raises(MockerError, match="schema1"):
+        manifest.kind({"schemaVersion": 1, "fsLayers": []}, "")
+
+
+def test_validation_names_the_broken_rule():
+    bad = {"schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:zz", "size": 1},
+           "layers": []}
+    with pytest.raises(Corrupt, match="config/digest"):
+        manifest.validate(bad, manifest.MANIFEST_SCHEMA, "manifest")
+    with pytest.raises(Corrupt, match="rootfs"):
+        manifest.validate({"architecture": "amd64", "os": "linux"}, manifest.CONFIG_SCHEMA, "config")
+    manifest.validate(INDEX, manifest.INDEX_SCHEMA, "index")
+
+
+def test_diff_ids_must_match_layers():
+    config = {"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}
+    with pytest.raises(Corrupt, match="1 diff_ids for 0 layers"):
+        manifest.check_config(config, {"layers": []})
+
+
+def test_listing_helpers():
+    now = datetime(2024, 1, 10, tzinfo=timezone.utc)
+    assert _age("2024-01-07T00:00:00Z", now) == "3 days ago"
+    assert _age("2024-01-10T00:00:30Z", now) == "less than a minute ago"
+    assert _age("", now) == "-"
+    assert _split_refname("docker.io/library/busybox:1.36") == ("docker.io/library/busybox", "1.36", "busybox")
+    assert _split_refname("v1.0") == ("", "v1.0", "")
+
+
+def test_progress_bars_on_a_terminal_lines_otherwise_nothing_when_quiet():
+    import io
+    from mocker_fetch.progress import Progress
+    outputs = {}
+    for mode, kwargs in {"tty": {"tty": True}, "plain": {"tty": False},
+                         "quiet": {"tty": True, "quiet": True}}.items():
+        stream = io.StringIO()
+        progress = Progress(stream, **kwargs)
+        progress.start("sha256:" + "a" * 64, 2_000_000)
+        progress.start("sha256:" + "b" * 64, 10, present=True)
+        progress.advance("sha256:" + "a" * 64, 1_000_000)
+        progress.done("sha256:" + "a" * 64)
+        outputs[mode] = stream.getvalue()
+    assert "\x1b[2F" in outputs["tty"] and "] 0 B/2.0 MB" in outputs["tty"]
+    assert outputs["tty"].rstrip().endswith("bbbbbbbbbbbb: Already exists")
+    assert outputs["plain"].splitlines() == ["aaaaaaaaaaaa: Downloading (2.0 MB)",
+                                             "bbbbbbbbbbbb: Already exists (10 B)",
+                                             "aaaaaaaaaaaa: Pull complete"]
+    assert outputs["quiet"] == ""
+
+
+def test_help_does_not_import_the_heavy_modules():
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "mocker_fetch", "--help"],
+                            capture_output=True, text=True, check=True)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    assert not {"requests", "jsonschema", "tabulate"} & imported
