@@ -2,16 +2,7 @@
 
 import contextlib
 
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/PID/stat after the command name: [state, ppid, ...]; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name is in parentheses and may itself contain ") ".
-    return stat[stat.rindex(")") + 2:].split()
+from mocker_runc.state import proc_start_time  # the runtime's reader of /proc/PID/stat
 
 
 def start_time(pid: int) -> str:
@@ -19,18 +10,14 @@ def start_time(pid: int) -> str:
 
     A pid and its start time name one process: pids are reused, this pair is not.
     """
-    fields = _stat_fields(pid)
-    return fields[19] if fields else ""  # proc(5): field 22, starttime
+    started = proc_start_time(pid) if pid > 0 else None
+    return "" if started is None else str(started)
 
 
 def alive(pid: int, started: str = "") -> bool:
     """True if pid runs (a zombie does not) and, if given, started at `started`."""
-    if pid <= 0:
-        return False
-    fields = _stat_fields(pid)
-    if not fields or fields[0] in ("Z", "X"):
-        return False
-    return not started or fields[19] == started
+    now = start_time(pid)
+    return bool(now) and (not started or now == started)
 
 
 def read_pid(path) -> int:

@@ -7,6 +7,7 @@ are reserved under a lock when the record is created.
 """
 
 import dataclasses
+import json
 import os
 import re
 import secrets
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from mocker_common import paths
 from mocker_common.errors import Conflict, MockerError, NotFound
-from mocker_common.files import atomic_write_json, locked, read_json
+from mocker_common.files import locked, read_json
+from mocker_runc.state import write_atomically  # the runtime's no-fsync atomic write
 
 from .names import generate_name
 
@@ -91,7 +93,10 @@ def load(container_id: str) -> Record:
 
 
 def save(record: Record) -> None:
-    atomic_write_json(_record_file(record.id), dataclasses.asdict(record))
+    """Write the record whole (rename), without fsync: it describes processes that a
+    reboot ends anyway, and `mocker run` writes it three times. Callers hold a lock."""
+    data = json.dumps(dataclasses.asdict(record), indent=2).encode() + b"\n"
+    write_atomically(str(_record_file(record.id)), data)
 
 
 def update(container_id: str, **changes) -> Record:
