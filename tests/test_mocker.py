@@ -109,6 +109,9 @@ def test_exit_codes(cleanup, mirror):
     assert mocker("run", BUSYBOX, "sh", "-c", "sleep 5 & kill -9 $!; wait $!").returncode == 137
     missing = mocker("run", BUSYBOX, "/no/such/program")
     assert missing.returncode == 127, missing.stderr
+    detached = mocker("run", "-d", BUSYBOX, "/no/such/program")
+    assert detached.returncode == 127 and detached.stdout == "", "no id: it did not start"
+    assert "did not start" in detached.stderr and len(detached.stderr.splitlines()) == 1
     # An image the fixture registry lacks (named with its host: nothing leaves this machine).
     for args in (["run", f"{mirror.host}/no-such-image"], ["run", "--no-such-option", BUSYBOX],
                  ["run", "--memory", "lots", BUSYBOX, "true"], ["run"]):
