@@ -1,6 +1,6 @@
 """Generated container names: adjective_noun, as docker makes them."""
 
-import secrets
+import random
 
 ADJECTIVES = """
     agile bold brave bright busy calm clever cool crisp curious daring eager
@@ -20,8 +20,9 @@ NOUNS = """
 
 def generate_name(taken: set[str]) -> str:
     """An adjective_noun name not in taken (a number is added if all are used)."""
+    pick = random.SystemRandom().choice  # os.urandom underneath, as secrets.choice
     for _ in range(100):
-        name = f"{secrets.choice(ADJECTIVES)}_{secrets.choice(NOUNS)}"
+        name = f"{pick(ADJECTIVES)}_{pick(NOUNS)}"
         if name not in taken:
             return name
     number = 2

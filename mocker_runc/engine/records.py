@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import re
-import secrets
 import shutil
 import time
 from pathlib import Path
@@ -132,7 +131,7 @@ def create(image: str, name: str = "", **fields) -> Record:
         if name in taken:
             raise Conflict(f"the container name {name!r} is already in use; "
                            f"remove that container or choose another name")
-        record = Record(id=secrets.token_hex(32), name=name or generate_name(taken),
+        record = Record(id=os.urandom(32).hex(), name=name or generate_name(taken),
                         image=image, created=time.time(), **fields)
         record_dir(record.id).mkdir()
         save(record)
