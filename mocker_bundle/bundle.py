@@ -60,7 +60,7 @@ def host_defaults(opts: BundleOptions, bundle_dir: Path) -> BundleOptions:
 
 
 def create_bundle(image: Image, opts: BundleOptions, bundle_dir: Path, copy: bool = False,
-                  validate: bool = True) -> Path:
+                  validate: bool = False) -> Path:
     """Make bundle_dir (new or empty) into a bundle of image; on failure leave nothing."""
     bundle_dir = Path(bundle_dir).absolute()
     log.info("image %s: manifest %s, %d layers", image.ref, image.manifest_digest,

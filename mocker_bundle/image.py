@@ -14,7 +14,7 @@ from mocker_common import mediatypes as mt
 from mocker_common import paths
 from mocker_common.digest import blob_path, check_digest, digest_bytes
 from mocker_common.errors import Corrupt, MockerError, NotFound
-from mocker_common.reference import normalize
+from mocker_common.reference import parse_reference
 
 # uname -m -> the architecture names of the image-spec (Go's GOARCH).
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm",
@@ -52,7 +52,7 @@ def parse_source(text: str) -> ImageSource:
         if not directory:
             raise MockerError(f"no layout directory in {text!r}")
         return ImageSource(Path(directory), ref or None)
-    return ImageSource(paths.image_layout(), normalize(text))
+    return ImageSource(paths.image_layout(), parse_reference(text).refname)
 
 
 def default_platform() -> tuple[str, str]:
@@ -106,7 +106,7 @@ def _find_ref(manifests: list, source: ImageSource, layout: Path) -> tuple[dict,
 
 def _normalized(name: str) -> str | None:
     try:
-        return normalize(name)
+        return parse_reference(name).refname
     except MockerError:
         return None
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mocker_common.errors import MockerError, Unauthorized
 
-from .reference import DOCKER_HUB
+from mocker_common.reference import DOCKER_HUB
 
 log = logging.getLogger("mocker.fetch")
 

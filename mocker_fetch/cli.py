@@ -72,7 +72,7 @@ def pull_command(layout, args) -> int:
     from .manifest import parse_platform
     from .progress import Progress
     from .pull import PullOptions, pull
-    from .reference import parse_reference
+    from mocker_common.reference import parse_reference
 
     ref = parse_reference(args.image[0])
     if ":" in str(layout.path.absolute()):

@@ -9,7 +9,7 @@ from mocker_common import paths
 from mocker_common.errors import MockerError
 from mocker_common.files import read_json
 
-from .reference import DOCKER_HUB, Reference
+from mocker_common.reference import DOCKER_HUB, Reference
 
 MIRROR_ENV = "MOCKER_REGISTRY_MIRROR"
 

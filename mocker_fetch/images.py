@@ -14,7 +14,7 @@ from mocker_common.mediatypes import INDEXES, REF_NAME
 
 from .layout import Layout
 from .manifest import host_platform
-from .reference import InvalidReference, parse_reference
+from mocker_common.reference import InvalidReference, parse_reference
 
 log = logging.getLogger("mocker.fetch")
 

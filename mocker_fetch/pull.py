@@ -24,7 +24,7 @@ from . import manifest
 from .auth import Credentials, lookup_credentials
 from .layout import Layout
 from .progress import Progress
-from .reference import Reference
+from mocker_common.reference import Reference
 from .registry import Registry
 from .sink import Sink
 

@@ -5,6 +5,7 @@ because conmon and containerd's shim call runtimes that way.
 """
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -34,10 +35,22 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, told the width: left alone it asks shutil, and
+    importing shutil (bz2, lzma, fnmatch) costs every run ~2 ms."""
+
+    def __init__(self, prog):
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(1).columns
+        except (ValueError, OSError):
+            columns = 80
+        super().__init__(prog, width=columns - 2)   # argparse's own margin
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="run an OCI runtime bundle in namespaces and cgroups, like runc",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_HelpFormatter)
     parser.add_argument("-v", "--version", action=_Version, nargs=0, help="print the version")
     parser.add_argument("--root", default=None,
                         help="state directory (default $MOCKER_RUN/runc, /run/mocker/runc)")
@@ -51,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
 
     def verb(name, help_text, id_arg=True):
-        p = verbs.add_parser(name, help=help_text, description=help_text)
+        p = verbs.add_parser(name, help=help_text, description=help_text,
+                             formatter_class=_HelpFormatter)
         if id_arg:
             p.add_argument("id", metavar="CONTAINER_ID")
         return p
@@ -113,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # What is imported by now lives until exit: frozen, the garbage collector
+    # skips it in its passes and in the interpreter's teardown (~4 ms a run).
+    gc.freeze()
     args = build_parser().parse_args(argv)
     log = RunLog(args.log, args.log_format, args.debug)
     try:

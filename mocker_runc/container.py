@@ -11,13 +11,13 @@ run and exec, the verbs that stay with the container, are in foreground.py.
 import os
 import signal
 import time
-from dataclasses import dataclass
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 
 from . import cgroups, init
 from . import spec as specs
-from .channel import Channel
+from .channel import Channel, InitError
+from .record import Record
 from .runlog import utc_now
 from .state import ContainerState, Store, proc_start_time, write_atomically
 
@@ -25,16 +25,14 @@ class NotRunning(MockerError):
     pass
 
 
-@dataclass
-class CreateOptions:
+class CreateOptions(Record):
     pid_file: str | None = None
     console_socket: str | None = None
     no_pivot: bool = False
     keep_console: bool = False   # `run` without --console-socket: we proxy the pty
 
 
-@dataclass
-class Launched:
+class Launched(Record):
     """What create hands to run: the init's pid and, if we proxy it, the pty master."""
     pid: int
     master: int | None = None
@@ -239,17 +237,21 @@ def start(store: Store, cid: str) -> None:
         if status != "created":
             raise Conflict(f"cannot start an already {status} container")
         spec = specs.parse(st.config, st.bundle)
-        _release_init(store.fifo(cid), wait=bool(spec.hooks["poststart"]))
+        _release_init(store.fifo(cid))
         # runtime-spec: poststart hooks run after the program started, before `start`
         # returns; their failures are only warnings.
         _run_hooks("poststart", spec, store.spec_state(st, "running"))
 
 
-def _release_init(fifo: str, wait: bool, timeout_ms: int = 30_000) -> None:
-    """Write the byte the init waits for on exec.fifo; with wait, also see it execve.
+_START = b"0"   # what `start` writes on exec.fifo
+
+
+def _release_init(fifo: str, timeout_ms: int = 30_000) -> None:
+    """Write the byte the init waits for on exec.fifo, then wait for its execve.
 
     The init holds the fifo open (close-on-exec) until its execve: a reader of
-    ours gets POLLHUP when that last writer is gone.
+    ours gets POLLHUP when that last writer is gone. An init that fails before
+    execve (startContainer hook, seccomp, exec itself) first writes why.
     """
     import select
     try:
@@ -258,15 +260,20 @@ def _release_init(fifo: str, wait: bool, timeout_ms: int = 30_000) -> None:
     except OSError:
         raise NotRunning("container not running: its init is not waiting on exec.fifo")
     try:
-        os.write(poke, b"0")
+        os.write(poke, _START)
         os.close(poke)
         os.unlink(fifo)
-        if wait:
-            poller = select.poll()
-            poller.register(watch, select.POLLHUP)
-            poller.poll(timeout_ms)
+        poller = select.poll()
+        poller.register(watch, select.POLLHUP)
+        if not poller.poll(timeout_ms):
+            return   # still busy (a slow startContainer hook): it runs, as far as we know
+        failure = os.read(watch, 4096)
     finally:
         os.close(watch)
+    if failure == _START:
+        raise NotRunning("the container's init died before it could start the program")
+    if failure:
+        raise InitError(failure.decode(errors="replace"))
 
 
 def parse_signal(text: str) -> int:

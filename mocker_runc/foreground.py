@@ -10,7 +10,6 @@ the process's code, or 128 + the signal that killed it.
 
 import os
 import signal
-from dataclasses import dataclass
 
 from . import init, linux
 from . import spec as specs
@@ -18,6 +17,7 @@ from .channel import Channel
 from .container import (CreateOptions, NotRunning, cgroup_of, create, delete,
                         build_seccomp_filter, hand_over_console, kill_and_wait, reap, start,
                         write_pid_file)
+from .record import Record
 from .state import Store
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -84,8 +84,7 @@ def run(store: Store, cid: str, bundle: str, opts: CreateOptions, detach: bool) 
         delete(store, cid, force=True)
 
 
-@dataclass
-class ExecOptions:
+class ExecOptions(Record):
     pid_file: str | None = None
     console_socket: str | None = None
     detach: bool = False

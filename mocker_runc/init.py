@@ -13,7 +13,6 @@ the runtime turns it into the command's one-line error.
 """
 
 import os
-import sys
 
 from mocker_common.errors import MockerError
 
@@ -22,16 +21,19 @@ from .channel import Channel
 from .spec import Process, Spec
 
 
-def _report(chan: Channel, err: BaseException) -> None:
+def describe(err: BaseException) -> str:
+    """An exception as the one line the runtime will print."""
     if isinstance(err, MockerError):
-        message = str(err)
-    elif isinstance(err, OSError):
+        return str(err)
+    if isinstance(err, OSError):
         where = f" ({err.filename})" if err.filename else ""
-        message = f"{err.strerror or err}{where}"
-    else:
-        message = f"{type(err).__name__}: {err}"
+        return f"{err.strerror or err}{where}"
+    return f"{type(err).__name__}: {err}"
+
+
+def _report(chan: Channel, err: BaseException) -> None:
     try:
-        chan.send("error", message=message)
+        chan.send("error", message=describe(err))
     except OSError:
         pass   # the runtime is gone (it failed or was killed): it reports for itself
 
@@ -134,21 +136,22 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
         linux.new_session()         # as under runc: the container's init leads its session
     process.set_limits(spec.process)
     program = process.lookup(spec.process)
+    seccomp_filter = process.load_seccomp_if_privileged(spec.process, seccomp_filter)
     process.become_user(spec.process)
     chan.send("ready")
     chan.close()
 
     # runtime-spec: the process waits here until `start` (runc: exec.fifo). The fd
-    # stays open (close-on-exec) so that `start` can see the execve happen.
+    # stays open (close-on-exec) so that `start` can see the execve happen; if
+    # we fail instead, `start` reads why from the fifo.
     os.read(fifo_fd, 1)
     try:
         state["status"] = "running"
         _run_hooks("startContainer", spec, state)
         process.lock_privileges(spec.process, seccomp_filter)
         process.execute(program, spec.process)
-    except BaseException as err:  # nobody listens any more: stderr is the container's
-        message = str(err) if isinstance(err, MockerError) else repr(err)
-        print(f"mocker-runc: {message}", file=sys.stderr)
+    except BaseException as err:  # noqa: BLE001 - never unwind into the runtime's code
+        os.write(fifo_fd, describe(err).encode())
         os._exit(127)
 
 
@@ -217,6 +220,7 @@ def exec_process(chan: Channel, proc: Process, seccomp_filter) -> None:
         _attach_terminal(slave)
     process.set_limits(proc)
     program = process.lookup(proc)
+    seccomp_filter = process.load_seccomp_if_privileged(proc, seccomp_filter)
     process.become_user(proc)
     chan.send("ready")             # from here, only execve errors remain (reported below)
     process.lock_privileges(proc, seccomp_filter)

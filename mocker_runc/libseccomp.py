@@ -92,10 +92,19 @@ def _check(rc: int, what: str) -> int:
     return rc
 
 
+NR_SCMP_ERROR = -1   # the name is unknown to libseccomp
+
+
 def syscall_number(name: str) -> int | None:
-    """The native number of a syscall, or None if libseccomp does not know it."""
+    """libseccomp's number for a syscall, or None if it does not know the name.
+
+    A syscall this architecture lacks but another has (socketcall, ipc, ...)
+    gets a negative pseudo-number (below -10000). Its rule must still be added:
+    libseccomp applies it to the filter's other architectures (x86 reaches
+    `socket` through socketcall), and without it their rules can conflict.
+    """
     number = lib().seccomp_syscall_resolve_name(name.encode())
-    return None if number < 0 else number  # __NR_SCMP_ERROR is -1
+    return None if number == NR_SCMP_ERROR else number
 
 
 def arch_token(name: str) -> int | None:

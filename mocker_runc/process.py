@@ -6,6 +6,8 @@ Order matters, as in runc:
   user and groups          with keep-caps, so the permitted set survives setuid
   capset, ambient          the five sets exactly as config.json says
   umask, cwd               then no_new_privs, seccomp, execve
+The seccomp filter goes in before the user and capabilities change when
+noNewPrivileges is off (the kernel then wants CAP_SYS_ADMIN to load it).
 """
 
 import os
@@ -104,15 +106,23 @@ def become_user(process: Process) -> None:
                            f"{err.strerror}") from None
 
 
+def load_seccomp_if_privileged(process: Process, seccomp_filter):
+    """Without no_new_privs, loading a seccomp filter needs CAP_SYS_ADMIN: load it
+    now, before become_user drops capabilities (runc's order). Returns the filter
+    still to load, just before execve (with no_new_privs), or None."""
+    if process.no_new_privileges or seccomp_filter is None:
+        return seccomp_filter
+    seccomp_filter.load()
+    return None
+
+
 def lock_privileges(process: Process, seccomp_filter) -> None:
-    """no_new_privs, then the seccomp filter (built by the runtime): the last things before execve."""
+    """no_new_privs, then the seccomp filter if still to load: the last things before
+    execve, so the filter need not allow the runtime's own remaining syscalls."""
     if process.no_new_privileges:
         linux.no_new_privs()
     if seccomp_filter is not None:
-        try:
-            seccomp_filter.load()
-        except MockerError as err:
-            raise ProcessError(f"load seccomp filter: {err}") from None
+        seccomp_filter.load()
 
 
 def home_of(uid: int) -> str:
@@ -135,4 +145,7 @@ def execute(program: str, process: Process) -> None:
         signal.signal(sig, signal.SIG_DFL)
     env = dict(e.partition("=")[::2] for e in process.env)
     env.setdefault("HOME", home_of(process.uid))
-    os.execve(program, process.args, env)
+    try:
+        os.execve(program, process.args, env)
+    except OSError as err:
+        raise ProcessError(f'exec: "{program}": {err.strerror}') from None

@@ -1,4 +1,4 @@
-"""config.json, read and checked once, into small dataclasses.
+"""config.json, read and checked once, into small data classes (record.py).
 
 runtime-spec config.md and config-linux.md: the rest of mocker-runc trusts
 these objects and never looks at the raw JSON again (except to hand
@@ -8,9 +8,10 @@ the annotations to hooks).
 
 import json
 import os
-from dataclasses import dataclass, field
 
 from mocker_common.errors import MockerError, NotFound
+
+from .record import Record
 
 SPEC_VERSION = "1.0.2"
 
@@ -51,8 +52,7 @@ class SpecError(MockerError):
     """config.json (or a process.json) says something we cannot run."""
 
 
-@dataclass
-class Capabilities:
+class Capabilities(Record):
     bounding: int = 0
     effective: int = 0
     permitted: int = 0
@@ -60,26 +60,24 @@ class Capabilities:
     ambient: int = 0
 
 
-@dataclass
-class Rlimit:
+class Rlimit(Record):
     name: str
     resource: int
     soft: int
     hard: int
 
 
-@dataclass
-class Process:
+class Process(Record):
     args: list[str]
-    env: list[str] = field(default_factory=list)
+    env: list[str] = []
     cwd: str = "/"
     uid: int = 0
     gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
+    additional_gids: list[int] = []
     umask: int | None = None
     terminal: bool = False
     capabilities: Capabilities | None = None
-    rlimits: list[Rlimit] = field(default_factory=list)
+    rlimits: list[Rlimit] = []
     no_new_privileges: bool = False
     oom_score_adj: int | None = None
     console_size: tuple[int, int] | None = None   # (rows, cols)
@@ -92,8 +90,7 @@ class Process:
         return default
 
 
-@dataclass
-class Mount:
+class Mount(Record):
     destination: str
     type: str
     source: str
@@ -106,23 +103,20 @@ class Mount:
         return bool(self.flags & 0x1000)  # MS_BIND
 
 
-@dataclass
-class Namespace:
+class Namespace(Record):
     type: str
     flag: int
     proc_name: str
     path: str | None = None
 
 
-@dataclass
-class IDMap:
+class IDMap(Record):
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass
-class Device:
+class Device(Record):
     path: str
     type: str
     major: int
@@ -132,16 +126,14 @@ class Device:
     gid: int
 
 
-@dataclass
-class Hook:
+class Hook(Record):
     path: str
     args: list[str]
     env: list[str] | None
     timeout: int | None
 
 
-@dataclass
-class Spec:
+class Spec(Record):
     """A checked config.json. raw keeps the document for cgroups, seccomp and state."""
     bundle: str
     rootfs: str

@@ -13,17 +13,16 @@ import contextlib
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass, field
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 
+from .record import Record
 from .spec import SPEC_VERSION
 
 FIFO = "exec.fifo"
 
 
-@dataclass
-class ContainerState:
+class ContainerState(Record):
     id: str
     bundle: str
     rootfs: str
@@ -32,9 +31,9 @@ class ContainerState:
     pid_start: int = 0         # field 22 of /proc/PID/stat when we started it
     ready: bool = False        # create finished: init waits on the fifo
     cgroups_path: str = ""
-    cgroup_paths: dict = field(default_factory=dict)   # controller -> directory, from create
-    annotations: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
+    cgroup_paths: dict = {}   # controller -> directory, from create
+    annotations: dict = {}
+    config: dict = {}
     owner: str = ""
 
 
@@ -100,7 +99,7 @@ class Store:
 
     def save(self, st: ContainerState) -> None:
         write_atomically(os.path.join(self.dir(st.id), "state.json"),
-                         json.dumps(asdict(st), indent=2).encode(), 0o600)
+                         json.dumps(st.as_dict(), indent=2).encode(), 0o600)
 
     def load(self, cid: str) -> ContainerState:
         try:

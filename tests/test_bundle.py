@@ -197,6 +197,16 @@ def test_bundle_into_a_given_directory_and_remove(layout, root, bundles, tmp_pat
     assert not any(str(target) in line for line in open("/proc/self/mountinfo"))
 
 
+def test_validate_checks_the_config_against_the_runtime_spec_schema(layout, root, bundles):
+    # make() asks for --network none; a later --network bridge wins, as argparse does.
+    bundle = make(bundles, root, "--validate", "--network", "bridge", "-p", "8080:80",
+                  "-e", "A=1", f"oci:{layout}:configured")
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["ociVersion"].startswith("1.")
+    assert "A=1" in config["process"]["env"]
+    assert config["annotations"]["org.mocker.ports"].startswith("8080:80")
+
+
 def test_remove_refuses_a_directory_that_is_not_a_bundle(root, tmp_path):
     precious = tmp_path / "precious"
     precious.mkdir()

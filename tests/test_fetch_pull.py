@@ -211,7 +211,7 @@ def test_mirror_failure_falls_back_to_the_registry(registry, tmp_path):
     from mocker_fetch.layout import Layout
     from mocker_fetch.progress import Progress
     from mocker_fetch.pull import PullOptions, pull
-    from mocker_fetch.reference import parse_reference
+    from mocker_common.reference import parse_reference
     dead = f"127.0.0.1:{free_port()}"
     ref = parse_reference(f"{registry.host}/library/busybox")
     options = PullOptions(mirrors=[dead, f"http://{registry.host}/nothing-here"])

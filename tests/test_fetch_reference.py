@@ -1,9 +1,9 @@
-"""Image references as Docker users write them (mocker_fetch.reference: pure, no I/O)."""
+"""Image references as Docker users write them (mocker_common.reference: pure, no I/O)."""
 
 import pytest
 
 from mocker_common.errors import ExitCode
-from mocker_fetch.reference import InvalidReference, parse_reference
+from mocker_common.reference import InvalidReference, parse_reference
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -36,23 +36,8 @@ def hook(action: str) -> dict:
             "env": [f"{k}={os.environ[k]}" for k in keep if k in os.environ]}
 
 
-def check_started(started, runtime: str, output: Path) -> None:
-    text = output.read_text()
-    if started.returncode and runtime == "mocker-runc" and "has no pid" in text:
-        # mocker-runc sends "pid" (from its middle process) and "hooks" (from init)
-        # down one channel from two processes; "hooks" sometimes wins, and the
-        # createRuntime state then carries pid 0. Reported to mocker-runc's owner.
-        pytest.xfail("mocker-runc ran createRuntime hooks before it knew the pid")
-    assert started.returncode == 0, text
-
-
-def drop_seccomp(bundle: Path) -> None:
-    """This test is about the network. mocker-runc cannot yet load the seccomp profile
-    mocker-bundle writes when noNewPrivileges is off (its init exits, `run -d` still
-    says 0): reported to their owners; until then the profile goes."""
-    config = json.loads((bundle / "config.json").read_text())
-    config["linux"].pop("seccomp", None)
-    (bundle / "config.json").write_text(json.dumps(config))
+def check_started(started, output: Path) -> None:
+    assert started.returncode == 0, output.read_text()
 
 
 def runc_bundle(bundle: Path, port: int) -> None:
@@ -83,7 +68,7 @@ def test_runtime_runs_the_hooks_and_the_container_gets_the_network(runtime, netw
         started = subprocess.run([*runc, "run", "-d", "--bundle", str(bundle), unique],
                                  stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=60)
     try:
-        check_started(started, runtime, tmp_path / "runc.out")
+        check_started(started, tmp_path / "runc.out")
         record = json.loads(mocker_net("inspect", unique, "--json").stdout)
         assert http_get(f"http://127.0.0.1:{port}/") == "hello from runc\n"
         assert http_get(f"http://{record['address']}/") == "hello from runc\n"
@@ -165,14 +150,12 @@ def test_bundle_made_by_mocker_bundle_gets_its_network(runtime, network, tmp_pat
          "httpd", "-f", "-p", "80", "-h", "/etc"], capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     bundle = made.stdout.strip()
-    if runtime == "mocker-runc":
-        drop_seccomp(Path(bundle))
     runc = [runtime, "--root", str(root)]
     with open(tmp_path / "runtime.out", "w+") as out:
         started = subprocess.run([*runc, "run", "-d", "--bundle", bundle, unique],
                                  stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=60)
     try:
-        check_started(started, runtime, tmp_path / "runtime.out")
+        check_started(started, tmp_path / "runtime.out")
         record = json.loads(mocker_net("inspect", unique, "--json").stdout)
         assert record["hostname"] == "web" and record["ports"] == [f"{port}:80/tcp"]
         assert http_get(f"http://127.0.0.1:{port}/hostname") == "web\n"

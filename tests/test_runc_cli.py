@@ -2,6 +2,7 @@
 one-line errors that leave nothing behind."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -71,9 +72,75 @@ def test_failed_create_leaves_nothing(runc_tool, new_bundle, unique, tmp_path, p
             "cwd-as-file": "/etc/passwd"}[problem] in proc.stderr
     assert not (runc_tool.root / unique).exists()
     assert leftover_mounts(bundle) == []
-    import os
     assert not os.path.exists(f"/sys/fs/cgroup/pids/mocker/{unique}")
     assert runc_tool("list", "-q").stdout == ""
+
+
+def too_big_a_filter(no_new_privileges: bool):
+    """A valid profile whose BPF program exceeds the kernel's 4096 instructions: it
+    builds, and only loading it fails (before the user changes without
+    no_new_privs, as the last step before execve with it)."""
+    rules = [{"names": ["getpriority"], "action": "SCMP_ACT_ERRNO",
+              "args": [{"index": 0, "value": i, "op": "SCMP_CMP_EQ"}]} for i in range(6000)]
+
+    def edit(config):
+        config["process"]["noNewPrivileges"] = no_new_privileges
+        config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules}
+    return edit
+
+
+NEVER_STARTS = {   # problem -> (args, edit of config.json, what the error names)
+    "missing binary": (["/bin/no-such-program"], None, "no-such-program"),
+    "not executable": (["/etc/passwd"], None, "Exec format error"),
+    "createRuntime hook": (["true"], lambda c: c.update(hooks={"createRuntime": [
+        {"path": "/bin/false", "args": ["false"]}]}), "createRuntime hook /bin/false"),
+    "seccomp load, early": (["true"], too_big_a_filter(False), "cannot load the filter"),
+    "seccomp load, late": (["true"], too_big_a_filter(True), "cannot load the filter"),
+}
+
+
+def assert_nothing_left(runc_tool, bundle, cid):
+    assert not (runc_tool.root / cid).exists()
+    assert leftover_mounts(bundle) == []
+    assert not os.path.exists(f"/sys/fs/cgroup/pids/mocker/{cid}")
+    assert runc_tool("list", "-q").stdout == ""
+
+
+def never_starting_bundle(new_bundle, problem):
+    args, edit, named = NEVER_STARTS[problem]
+    bundle = new_bundle(args, edit=edit)
+    os.chmod(bundle / "rootfs/etc/passwd", 0o755)   # a text file without #!: ENOEXEC
+    return bundle, named
+
+
+# `create` cannot know what happens after `start`: only the problems it can see.
+@pytest.mark.parametrize("verb, problem", [
+    *(("run -d", problem) for problem in NEVER_STARTS),
+    *(("create", problem) for problem in ("missing binary", "createRuntime hook",
+                                          "seccomp load, early"))])
+def test_container_that_never_starts_fails_and_leaves_nothing(runc_tool, new_bundle, unique,
+                                                              verb, problem):
+    need_root()
+    bundle, named = never_starting_bundle(new_bundle, problem)
+    proc = runc_tool(*verb.split(), "--bundle", str(bundle), unique)
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1 and named in proc.stderr, proc.stderr
+    assert_nothing_left(runc_tool, bundle, unique)
+
+
+@pytest.mark.parametrize("problem", ["not executable", "seccomp load, late"])
+def test_start_reports_a_program_that_never_ran(runc_tool, new_bundle, unique, problem):
+    """Failures after create, in the init's last steps: `start` says why, and the
+    container is stopped (as with runc, `delete` then removes it)."""
+    need_root()
+    bundle, named = never_starting_bundle(new_bundle, problem)
+    runc_tool.detached("create", "--bundle", str(bundle), unique)
+    proc = runc_tool("start", unique)
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1 and named in proc.stderr, proc.stderr
+    assert runc_tool.state(unique)["status"] == "stopped"
+    runc_tool("delete", unique, check=True)
+    assert_nothing_left(runc_tool, bundle, unique)
 
 
 def test_missing_bundle_and_duplicate_id(runc_tool, new_bundle, unique, tmp_path):

@@ -6,11 +6,14 @@ is loaded in the container's program, and `update` changes a live container.
 """
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from mocker_runc import seccomp
-from tests.conftest import need_root
+from tests.conftest import need_root, need_tool
 from tests.fixtures.bundles import busybox_template, new_bundle, runc_tool  # noqa: F401
 
 MiB = 1 << 20
@@ -75,6 +78,75 @@ def test_dockers_default_profile_runs_busybox(runc_tool, new_bundle, unique):
     proc = runc_tool("run", "--bundle", str(bundle), unique)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["listed", "no-unshare"]
+
+
+PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")
+
+
+def with_architectures(profile: dict) -> dict:
+    """podman's file names architectures in archMap; the runtime gets this machine's list."""
+    native = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}[os.uname().machine]
+    for entry in profile.pop("archMap"):
+        if entry["architecture"] == native:
+            profile["architectures"] = [native, *entry["subArchitectures"]]
+    return profile
+
+
+def test_podmans_seccomp_profile_loads(runc_tool, new_bundle, unique):
+    """The real file: on x86_64 it also covers x86, where `socket` goes through
+    socketcall, and its several conditional rules for socket must all be added."""
+    if not PODMAN_PROFILE.exists():
+        pytest.skip("podman's seccomp.json is not installed")
+    profile = with_architectures(json.loads(PODMAN_PROFILE.read_text()))
+    bundle = new_bundle(["sh", "-c", "grep Seccomp: /proc/self/status; ls /bin/sh"],
+                        edit=lambda c: c["linux"].update(seccomp=profile))
+    proc = runc_tool("run", "--bundle", str(bundle), unique)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["Seccomp:", "2", "/bin/sh"]
+
+
+@pytest.fixture(scope="module")
+def busybox_layout(tmp_path_factory) -> Path:
+    from tests.fixtures import images
+    return images.write_layout(tmp_path_factory.mktemp("layout"), {"busybox": images.busybox_image()})
+
+
+SHOW_PRIVILEGES = ["sh", "-c", "id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status"]
+
+
+@pytest.mark.parametrize("user", ["0", "65534:65534"])
+def test_mocker_bundle_bundles_run_with_their_seccomp_profile(runc_tool, busybox_layout, tmp_path,
+                                                             unique, user):
+    """mocker-bundle writes Docker's way: noNewPrivileges off, capabilities dropped, and
+    its default seccomp profile. Without no_new_privs, loading a filter needs
+    CAP_SYS_ADMIN, so the runtime loads it before it changes user and capabilities;
+    the result is runc's, for root and for an unprivileged user, in run and in exec."""
+    need_tool("runc")
+    made = subprocess.run(["mocker-bundle", "--copy", "-o", str(tmp_path / "bundle"),
+                           "--network", "none", "-u", user, f"oci:{busybox_layout}:busybox",
+                           *SHOW_PRIVILEGES], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    bundle = made.stdout.strip()
+    config = json.loads(Path(bundle, "config.json").read_text())
+    assert config["process"]["noNewPrivileges"] is False and config["linux"]["seccomp"]
+
+    ours = runc_tool("run", "--bundle", bundle, unique)
+    assert ours.returncode == 0, ours.stderr
+    theirs = subprocess.run(["runc", "--root", str(tmp_path / "runc"), "run", "--bundle", bundle,
+                             unique], capture_output=True, text=True, timeout=30,
+                            stdin=subprocess.DEVNULL)
+    assert theirs.returncode == 0, theirs.stderr
+    assert ours.stdout == theirs.stdout
+    uid, *status = ours.stdout.splitlines()
+    assert uid == user.partition(":")[0]
+    assert status[1:] == ["NoNewPrivs:\t0", "Seccomp:\t2"]
+
+    config["process"]["args"] = ["sleep", "60"]
+    Path(bundle, "config.json").write_text(json.dumps(config))
+    runc_tool.detached("run", "-d", "--bundle", bundle, unique)
+    inside = runc_tool("exec", unique, *SHOW_PRIVILEGES)
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout == ours.stdout
 
 
 def test_bad_seccomp_profile_is_refused_before_anything_runs(runc_tool, new_bundle, unique):
