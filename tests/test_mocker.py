@@ -428,25 +428,3 @@ def test_bash_completion(cleanup, unique):
     assert "busybox:latest" in _complete("run", "")
     formatted = mocker("ps", "--format", "{{.Names}}\\t{{.Image}}", check=True).stdout
     assert f"{unique}\tbusybox\n" in formatted
-
-
-@pytest.mark.xfail(strict=True, reason="mocker-runc loads the seccomp filter after dropping "
-                   "capabilities: without no_new_privs the kernel refuses it (runc loads it "
-                   "first when noNewPrivileges is false); the engine works around it")
-def test_mocker_runc_seccomp_without_no_new_privs(cleanup, tmp_path, unique):
-    """A bundle as mocker-bundle makes it (Docker's profile: seccomp, noNewPrivileges
-    false), run by mocker-runc directly, without the engine's workaround."""
-    bundle = Path(mocker_bundle_dir(unique))
-    config = json.loads((bundle / "config.json").read_text())
-    assert config["process"]["noNewPrivileges"] is False and config["linux"].get("seccomp")
-    try:
-        done = subprocess.run(["mocker-runc", "--root", str(tmp_path), "run", "--bundle",
-                               str(bundle), unique], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0 and "uid=0" in done.stdout, done.stderr
-    finally:
-        subprocess.run(["mocker-bundle", "--remove", str(bundle)], capture_output=True)
-
-
-def mocker_bundle_dir(name: str) -> str:
-    return subprocess.run(["mocker-bundle", "--name", name, "--network", "none", BUSYBOX, "id"],
-                          capture_output=True, text=True, check=True).stdout.strip()

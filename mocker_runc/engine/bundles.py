@@ -25,7 +25,6 @@ def adopt_bundle(record: Record, bundle: str) -> Record:
     config = read_json(os.path.join(bundle, "config.json"))
     if record.init:
         config = add_init(bundle, config)
-    config = _seccomp_workaround(bundle, config)
     notes = config.get("annotations") or {}
     return records.update(
         record.id, bundle=os.path.abspath(bundle),
@@ -34,28 +33,6 @@ def adopt_bundle(record: Record, bundle: str) -> Record:
         network=notes.get(NETWORK, ""),
         hostname=notes.get(HOSTNAME) or config.get("hostname", ""),
         stop_signal=record.stop_signal or notes.get(STOP_SIGNAL, ""))
-
-
-def _seccomp_workaround(bundle: str, config: dict) -> dict:
-    """WORKAROUND, to remove once mocker-runc loads the seccomp filter before it
-    drops capabilities when process.noNewPrivileges is false (as runc does).
-
-    mocker-bundle writes Docker's profile: a seccomp filter, noNewPrivileges
-    false. mocker-runc loads the filter last, without CAP_SYS_ADMIN, which the
-    kernel refuses unless no_new_privs is set; so every container failed to
-    start. Setting noNewPrivileges (docker's --security-opt no-new-privileges)
-    makes the container stricter, never looser: setuid programs do not elevate.
-    tests/test_mocker.py::test_mocker_runc_seccomp_without_no_new_privs (strict
-    xfail) says when mocker-runc no longer needs this.
-    """
-    from .runtime import runtime
-    process = config.get("process") or {}
-    if (runtime() != "mocker-runc" or process.get("noNewPrivileges")
-            or not (config.get("linux") or {}).get("seccomp")):
-        return config
-    process["noNewPrivileges"] = True
-    atomic_write_json(os.path.join(bundle, "config.json"), config)
-    return config
 
 
 def _user_command(args: list) -> list:
