@@ -33,6 +33,11 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
 
 
 def setup_logging(verbose: int) -> None:
+    # `mocker -v` exports MOCKER_VERBOSE=1, so that every command it runs (the
+    # network hooks the runtime starts included) explains its steps too.
+    from_env = os.environ.get("MOCKER_VERBOSE", "")
+    if from_env.isdigit():
+        verbose = max(verbose, int(from_env))
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
 

@@ -1,0 +1,157 @@
+"""Container records: what `mocker ps` lists, kept as one JSON file per container.
+
+A record lives in MOCKER_ROOT/engine/<id>/ beside the container's log and the
+pid file the runtime writes. The bundle (rootfs, config.json) is mocker-bundle's
+and lives elsewhere; the record only remembers its path. Names are unique: they
+are reserved under a lock when the record is created.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from mocker_common import paths
+from mocker_common.errors import Conflict, MockerError, NotFound
+from mocker_common.files import locked, read_json
+from mocker_runc.state import write_atomically  # the runtime's no-fsync atomic write
+
+from .names import generate_name
+
+# Docker's rule for names: a letter or digit, then letters, digits, _ . -
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+SHORT_ID = 12
+
+CREATED, RUNNING, EXITED = "created", "running", "exited"
+
+
+@dataclasses.dataclass
+class Record:
+    id: str
+    name: str
+    image: str
+    created: float
+    bundle: str = ""
+    auto_remove: bool = False
+    interactive: bool = False
+    tty: bool = False
+    init: bool = False             # --init: a reaper as pid 1
+    stop_signal: str = ""          # --stop-signal; else the image's; else SIGTERM
+    command: list = dataclasses.field(default_factory=list)
+    ports: list = dataclasses.field(default_factory=list)   # "[ip:]host:ctr[/proto]"
+    network: str = ""
+    hostname: str = ""
+    status: str = CREATED
+    started: float = 0.0
+    finished: float = 0.0
+    exit_code: int | None = None
+    monitor_pid: int = 0
+    monitor_start: str = ""        # the monitor's start time, against pid reuse
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:SHORT_ID]
+
+
+def engine_dir() -> Path:
+    return paths.root() / "engine"
+
+
+def record_dir(container_id: str) -> Path:
+    return engine_dir() / container_id
+
+
+def log_path(container_id: str) -> Path:
+    return record_dir(container_id) / "container.log"
+
+
+def pid_path(container_id: str) -> Path:
+    """Where the runtime writes the container's pid (`mocker-runc run --pid-file`)."""
+    return record_dir(container_id) / "container.pid"
+
+
+def runtime_log_path(container_id: str) -> Path:
+    """The runtime's own log (--log): why it failed to start the container."""
+    return record_dir(container_id) / "runtime.log"
+
+
+def _record_file(container_id: str) -> Path:
+    return record_dir(container_id) / "record.json"
+
+
+def load(container_id: str) -> Record:
+    try:
+        data = read_json(_record_file(container_id))
+    except FileNotFoundError:
+        raise NotFound(f"no such container: {container_id}") from None
+    fields = {f.name for f in dataclasses.fields(Record)}
+    return Record(**{k: v for k, v in data.items() if k in fields})
+
+
+def save(record: Record) -> None:
+    """Write the record whole (rename), without fsync: it describes processes that a
+    reboot ends anyway, and `mocker run` writes it three times. Callers hold a lock."""
+    data = json.dumps(dataclasses.asdict(record), indent=2).encode() + b"\n"
+    write_atomically(str(_record_file(record.id)), data)
+
+
+def update(container_id: str, **changes) -> Record:
+    """Change some fields of a record, under the container's lock."""
+    with locked(record_dir(container_id) / ".lock"):
+        record = load(container_id)
+        record = dataclasses.replace(record, **changes)
+        save(record)
+    return record
+
+
+def all_records() -> list[Record]:
+    """Every container, newest first (as `docker ps` lists them)."""
+    records = []
+    base = engine_dir()
+    if base.is_dir():
+        for entry in os.scandir(base):
+            if entry.is_dir() and not entry.name.startswith("."):
+                try:
+                    records.append(load(entry.name))
+                except (NotFound, ValueError):
+                    continue  # being created or removed right now
+    return sorted(records, key=lambda r: r.created, reverse=True)
+
+
+def create(image: str, name: str = "", **fields) -> Record:
+    """A new record with a fresh 64-hex id and a unique name (generated if empty)."""
+    if name and not NAME_RE.match(name):
+        raise MockerError(f"invalid container name {name!r}: use letters, digits, '_', '.', '-'")
+    engine_dir().mkdir(parents=True, exist_ok=True)
+    with locked(engine_dir() / ".lock"):  # two runs cannot take the same name
+        taken = {r.name for r in all_records()}
+        if name in taken:
+            raise Conflict(f"the container name {name!r} is already in use; "
+                           f"remove that container or choose another name")
+        record = Record(id=os.urandom(32).hex(), name=name or generate_name(taken),
+                        image=image, created=time.time(), **fields)
+        record_dir(record.id).mkdir()
+        save(record)
+    return record
+
+
+def remove(container_id: str) -> None:
+    shutil.rmtree(record_dir(container_id), ignore_errors=True)
+
+
+def resolve(ref: str) -> Record:
+    """The container a user means by a name, a full id or a unique id prefix."""
+    records = all_records()
+    for record in records:
+        if ref in (record.name, record.id):
+            return record
+    matches = [r for r in records if ref and r.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(r.name for r in matches)
+        raise MockerError(f"{ref!r} is ambiguous: it matches {names}; give more of the id")
+    raise NotFound(f"no such container: {ref}")
