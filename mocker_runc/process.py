@@ -61,6 +61,9 @@ def lookup(process: Process) -> str:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     if "/" in name:
+        if os.path.exists(candidates[0]):
+            # As runc and execve(2): a file that is there but cannot be run is EACCES.
+            raise ProcessError(f'exec: "{name}": permission denied')
         raise ProcessError(f'exec: "{name}": stat {name}: no such file or directory')
     raise ProcessError(f'exec: "{name}": executable file not found in $PATH')
 
