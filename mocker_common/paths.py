@@ -37,6 +37,11 @@ def runc_state_dir() -> Path:
     return run_dir() / "runc"
 
 
+def engine_dir() -> Path:
+    """bin/mocker's container records: name, image, log, exit status (one dir each)."""
+    return root() / "engine"
+
+
 def net_dir() -> Path:
     """mocker-net's leases and per-container records."""
     return root() / "net"

@@ -57,7 +57,7 @@ class Record:
 
 
 def engine_dir() -> Path:
-    return paths.root() / "engine"
+    return paths.engine_dir()
 
 
 def record_dir(container_id: str) -> Path:
