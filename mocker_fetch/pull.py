@@ -107,13 +107,19 @@ def copy_image(registry: Registry, ref: Reference, layout: Layout, options: Pull
     stored = _stored_form(found)
     digest = digest_bytes(stored)
     new = not layout.has_blob(digest, len(stored))
-    if new:   # what is stored was valid when stored: validate only what is new
-        if found.parent_index is not None:
-            manifest.validate(found.parent_index, manifest.INDEX_SCHEMA, "image index")
-        manifest.validate(found.document, manifest.MANIFEST_SCHEMA, "manifest")
-    blobs = [found.document["config"], *found.document["layers"]]
-    _fetch_blobs(registry, ref.repository, blobs, layout, progress, options.jobs)
+    # What is stored was valid when stored: validate only what is new. Validation
+    # imports jsonschema (~50 ms), so it runs while the blobs download; nothing
+    # is stored under the manifest's name before it has passed.
+    validated = _in_background(_validate_manifests, found) if new else None
+    try:
+        blobs = [found.document["config"], *found.document["layers"]]
+        _fetch_blobs(registry, ref.repository, blobs, layout, progress, options.jobs)
+    except Exception:
+        if validated:
+            validated.result()   # an invalid manifest explains any failure best
+        raise
     if new:
+        validated.result()
         config = manifest.load(layout.read_blob(blobs[0]["digest"]), "config")
         manifest.validate(config, manifest.CONFIG_SCHEMA, "image config")
         manifest.check_config(config, found.document)
@@ -123,6 +129,22 @@ def copy_image(registry: Registry, ref: Reference, layout: Layout, options: Pull
         descriptor["platform"] = found.platform
     progress.message(f"Digest: {digest}")
     return descriptor
+
+
+def _validate_manifests(found: Resolved) -> None:
+    if found.parent_index is not None:
+        manifest.validate(found.parent_index, manifest.INDEX_SCHEMA, "image index")
+    manifest.validate(found.document, manifest.MANIFEST_SCHEMA, "manifest")
+
+
+def _in_background(function, *args):
+    """Start function(*args) on a thread of its own; the Future's result() waits
+    for it and re-raises what it raised."""
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate")
+    future = pool.submit(function, *args)
+    pool.shutdown(wait=False)   # the thread ends when the function returns
+    return future
 
 
 def _resolve(registry: Registry, ref: Reference, options: PullOptions) -> Resolved:
