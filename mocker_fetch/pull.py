@@ -239,7 +239,7 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel,
         try:
             registry.download_blob(repository, digest, size, sink,
                                    lambda n: progress.advance(digest, n), cancel)
-            os.fdatasync(file.fileno())   # on disk before it gets its final name
+            sink.sync()   # on disk before it gets its final name
             actual = f"{parse_digest(digest)[0]}:{sink.hasher.hexdigest()}"
             layout.commit_partial(path, digest, actual, size)
         except Corrupt:
@@ -257,5 +257,7 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel,
         else:
             progress.done(digest)
             return
+        finally:
+            sink.wait_for_flush()   # the file closes when this block ends
     progress.advance(digest, -sink.written)
     _fetch_blob(registry, repository, descriptor, layout, progress, cancel, first_try=False)
