@@ -4,9 +4,11 @@
        platform's entry and GET that manifest; check every digest.
     2. Download the config and the layers not yet stored, in parallel, each
        streamed into a partial file, hashed on the way, renamed into blobs/
-       only when digest and size match.
-    3. Validate config against manifest, store the manifest, and only then
-       name it in index.json: a half-pulled image is never listed.
+       only when digest and size match. Meanwhile a thread checks a new
+       manifest against its schema.
+    3. Once the manifest has passed, validate the config against it, store
+       the manifest, and only then name it in index.json: a half-pulled or
+       invalid image is never listed.
 """
 
 import errno
