@@ -4,9 +4,11 @@
        platform's entry and GET that manifest; check every digest.
     2. Download the config and the layers not yet stored, in parallel, each
        streamed into a partial file, hashed on the way, renamed into blobs/
-       only when digest and size match.
-    3. Validate config against manifest, store the manifest, and only then
-       name it in index.json: a half-pulled image is never listed.
+       only when digest and size match. Meanwhile a thread checks a new
+       manifest against its schema.
+    3. Once the manifest has passed, validate the config against it, store
+       the manifest, and only then name it in index.json: a half-pulled or
+       invalid image is never listed.
 """
 
 import errno
@@ -107,13 +109,19 @@ def copy_image(registry: Registry, ref: Reference, layout: Layout, options: Pull
     stored = _stored_form(found)
     digest = digest_bytes(stored)
     new = not layout.has_blob(digest, len(stored))
-    if new:   # what is stored was valid when stored: validate only what is new
-        if found.parent_index is not None:
-            manifest.validate(found.parent_index, manifest.INDEX_SCHEMA, "image index")
-        manifest.validate(found.document, manifest.MANIFEST_SCHEMA, "manifest")
-    blobs = [found.document["config"], *found.document["layers"]]
-    _fetch_blobs(registry, ref.repository, blobs, layout, progress, options.jobs)
+    # What is stored was valid when stored: validate only what is new. Validation
+    # imports jsonschema (~50 ms), so it runs while the blobs download; nothing
+    # is stored under the manifest's name before it has passed.
+    validated = _in_background(_validate_manifests, found) if new else None
+    try:
+        blobs = [found.document["config"], *found.document["layers"]]
+        _fetch_blobs(registry, ref.repository, blobs, layout, progress, options.jobs)
+    except Exception:
+        if validated:
+            validated.result()   # an invalid manifest explains any failure best
+        raise
     if new:
+        validated.result()
         config = manifest.load(layout.read_blob(blobs[0]["digest"]), "config")
         manifest.validate(config, manifest.CONFIG_SCHEMA, "image config")
         manifest.check_config(config, found.document)
@@ -123,6 +131,22 @@ def copy_image(registry: Registry, ref: Reference, layout: Layout, options: Pull
         descriptor["platform"] = found.platform
     progress.message(f"Digest: {digest}")
     return descriptor
+
+
+def _validate_manifests(found: Resolved) -> None:
+    if found.parent_index is not None:
+        manifest.validate(found.parent_index, manifest.INDEX_SCHEMA, "image index")
+    manifest.validate(found.document, manifest.MANIFEST_SCHEMA, "manifest")
+
+
+def _in_background(function, *args):
+    """Start function(*args) on a thread of its own; the Future's result() waits
+    for it and re-raises what it raised."""
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate")
+    future = pool.submit(function, *args)
+    pool.shutdown(wait=False)   # the thread ends when the function returns
+    return future
 
 
 def _resolve(registry: Registry, ref: Reference, options: PullOptions) -> Resolved:
@@ -217,7 +241,7 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel,
         try:
             registry.download_blob(repository, digest, size, sink,
                                    lambda n: progress.advance(digest, n), cancel)
-            os.fdatasync(file.fileno())   # on disk before it gets its final name
+            sink.sync()   # on disk before it gets its final name
             actual = f"{parse_digest(digest)[0]}:{sink.hasher.hexdigest()}"
             layout.commit_partial(path, digest, actual, size)
         except Corrupt:
@@ -235,5 +259,7 @@ def _fetch_blob(registry, repository, descriptor, layout, progress, cancel,
         else:
             progress.done(digest)
             return
+        finally:
+            sink.wait_for_flush()   # the file closes when this block ends
     progress.advance(digest, -sink.written)
     _fetch_blob(registry, repository, descriptor, layout, progress, cancel, first_try=False)

@@ -264,6 +264,40 @@ def test_invalid_manifest_is_corrupt_and_names_the_field(registry, layout):
     assert index_entries(layout) == {}
 
 
+def test_invalid_manifest_whose_blobs_download_is_still_not_stored(registry, layout):
+    # Validation runs while the blobs download: the blobs may arrive, the image must not.
+    image = registry.images["library/busybox:latest"]
+    bad = dict(image.manifest, annotations={"org.example.count": 3})   # must be a string
+    with FaultyRegistry(registry.url,
+                        manifests={"bad": (OCI_MANIFEST, json.dumps(bad).encode())}) as proxy:
+        result = fetch("--layout", layout, f"{proxy.host}/library/busybox:bad", check=False)
+    assert result.returncode == ExitCode.CORRUPT, result.stderr
+    assert "invalid manifest at annotations/org.example.count" in result.stderr
+    assert index_entries(layout) == {}
+    bad_digest = hashlib.sha256(json.dumps(bad).encode()).hexdigest()
+    assert not (layout / "blobs" / "sha256" / bad_digest).exists()
+    assert_all_blobs_verified(layout)
+
+
+def test_invalid_config_is_corrupt_and_the_image_not_named(registry, layout):
+    from tests.fixtures.images import Image, busybox_layer, make_image
+    from tests.fixtures.registry import push_image
+    good = make_image([busybox_layer()])
+    config = dict(good.config, rootfs={"type": "layers"})   # no diff_ids
+    config_bytes = json.dumps(config).encode()
+    config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    manifest = dict(good.manifest, config=dict(good.manifest["config"], digest=config_digest,
+                                               size=len(config_bytes)))
+    blobs = {**good.blobs, config_digest: config_bytes}
+    push_image(registry, "badconfig", "latest", Image(manifest, config, blobs, good.layer_tars))
+    result = fetch("--layout", layout, f"{registry.host}/badconfig", check=False)
+    assert result.returncode == ExitCode.CORRUPT, result.stderr
+    assert "invalid image config at rootfs" in result.stderr
+    assert index_entries(layout) == {}
+    manifest_hex = hashlib.sha256(Image(manifest, config, blobs, []).manifest_bytes).hexdigest()
+    assert not (layout / "blobs" / "sha256" / manifest_hex).exists()
+
+
 def test_by_digest_pull_checks_the_manifest_digest(registry, layout):
     image = registry.images["library/busybox:latest"]
     other = registry.images["configured:latest"]

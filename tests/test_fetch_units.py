@@ -132,3 +132,48 @@ def test_help_does_not_import_the_heavy_modules():
                             capture_output=True, text=True, check=True)
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert not {"requests", "jsonschema", "tabulate"} & imported
+
+
+def _fill(blob_sink, total: int, chunk: int = 1 << 20) -> bytes:
+    data = bytes(range(256)) * (total // 256)
+    for start in range(0, len(data), chunk):
+        blob_sink.write(data[start:start + chunk])
+    return data
+
+
+def test_sink_flushes_early_on_a_thread_and_keeps_every_byte(tmp_path, monkeypatch):
+    import hashlib
+    import os
+    import threading
+    from mocker_fetch import sink as sink_module
+    synced_by = []
+    real_fdatasync = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced_by.append(
+        threading.current_thread().name), real_fdatasync(fd)))
+    with open(tmp_path / "blob", "a+b", buffering=0) as file:
+        blob_sink = sink_module.Sink(file, hashlib.sha256())
+        data = _fill(blob_sink, sink_module.FLUSH_EVERY + (3 << 20))
+        blob_sink.sync()
+    assert synced_by == ["flush", "MainThread"]   # one early flush, then the tail
+    assert (tmp_path / "blob").read_bytes() == data
+    assert blob_sink.hasher.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_sink_reports_a_failed_early_flush(tmp_path, monkeypatch):
+    # A disk error cannot be made here on demand: fdatasync is replaced by one that
+    # fails once, as a real one does (a later fdatasync may not report it again).
+    import errno
+    import hashlib
+    import os
+    from mocker_fetch import sink as sink_module
+    failures = [OSError(errno.EIO, "Input/output error")]
+
+    def fdatasync_failing_once(fd):
+        if failures:
+            raise failures.pop()
+    monkeypatch.setattr(os, "fdatasync", fdatasync_failing_once)
+    with open(tmp_path / "blob", "a+b", buffering=0) as file:
+        blob_sink = sink_module.Sink(file, hashlib.sha256())
+        _fill(blob_sink, sink_module.FLUSH_EVERY + 1024, chunk=1 << 16)
+        with pytest.raises(OSError, match="Input/output error"):
+            blob_sink.sync()
