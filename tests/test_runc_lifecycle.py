@@ -3,6 +3,7 @@ create, start, state, kill, delete, run, exec, list, ps, pause/resume."""
 
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -107,17 +108,32 @@ def test_kill_all_and_signal_names(runc_tool, new_bundle, unique):
     assert bad.returncode != 0
 
 
+def read_line(stream, timeout=30.0) -> str:
+    """The next line on an unbuffered pipe; fails, instead of hanging, if none comes."""
+    line = b""
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([stream], [], [], left)[0]:
+            raise AssertionError(f"no line within {timeout:.0f}s (so far: {line!r})")
+        byte = stream.read(1)
+        if not byte:
+            break   # end of file: the container and mocker-runc are gone
+        line += byte
+    return line.decode()
+
+
 def test_run_forwards_signals(runc_tool, new_bundle, unique):
     bundle = new_bundle(["sh", "-c", "trap 'echo got-hup' HUP; trap 'echo got-term; exit 3' TERM; "
                                      "echo ready; while true; do sleep 0.05; done"])
     run = subprocess.Popen(["mocker-runc", "--root", str(runc_tool.root), "run", "-b", str(bundle),
-                            unique], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                            unique], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=0)
     try:
-        assert run.stdout.readline() == "ready\n"
+        assert read_line(run.stdout) == "ready\n"
         run.send_signal(signal.SIGHUP)
-        assert run.stdout.readline() == "got-hup\n"
+        assert read_line(run.stdout) == "got-hup\n"
         run.send_signal(signal.SIGTERM)
-        assert run.stdout.readline() == "got-term\n"
+        assert read_line(run.stdout) == "got-term\n"
         assert run.wait(10) == 3
     finally:
         run.kill()
