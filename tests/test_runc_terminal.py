@@ -24,7 +24,7 @@ def root_only():
     need_root()
 
 
-def read_until(fd, needle: bytes, timeout=5.0) -> bytes:
+def read_until(fd, needle: bytes, timeout=30.0) -> bytes:
     data = b""
     deadline = time.monotonic() + timeout
     while needle not in data and time.monotonic() < deadline:
