@@ -197,6 +197,18 @@ def test_pause_and_resume(runc_tool, new_bundle, unique):
     assert not_paused.returncode != 0 and "not paused" in not_paused.stderr
 
 
+def test_delete_force_of_a_paused_container(runc_tool, new_bundle, unique):
+    bundle = new_bundle(["sh", "-c", "sleep 60 & wait"])
+    runc_tool.detached("run", "-d", "--bundle", str(bundle), unique)
+    runc_tool("pause", unique, check=True)
+    pids = json.loads(runc_tool("ps", "--format", "json", unique, check=True).stdout)
+    runc_tool("delete", "--force", unique, check=True)
+    assert not any(os.path.exists(f"/proc/{p}/stat") and
+                   open(f"/proc/{p}/stat").read().split(") ")[1][0] != "Z" for p in pids)
+    assert not os.path.exists(cgroup_dir(unique))
+    assert not os.path.exists(f"/sys/fs/cgroup/freezer/mocker/{unique}")
+
+
 def test_list_formats(runc_tool, new_bundle, unique):
     runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"])), unique)
     table = runc_tool("list", check=True).stdout.splitlines()
