@@ -315,12 +315,13 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
         status = store.status(st, cg)
         if status in ("running", "paused") and not force:
             raise Conflict(f"cannot delete container {cid} that is not stopped: {status}")
+        if status == "paused":
+            cg.kill_all(signal.SIGKILL)
+            cg.thaw()   # a frozen process dies of SIGKILL only once thawed
         kill_and_wait([st.pid] if store.alive(st) else [])
         pids = cg.pids()
         if pids:
             kill_and_wait(pids)
-            if cg.state() == "paused":
-                cg.thaw()
         cg.remove()
         store.remove(cid)
     spec = specs.parse(st.config, st.bundle)

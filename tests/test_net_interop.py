@@ -145,7 +145,9 @@ def test_bundle_made_by_mocker_bundle_gets_its_network(runtime, network, tmp_pat
     port, root = free_port(), tmp_path / "runc-root"
     layout = images.write_layout(tmp_path / "layout", {"busybox": images.busybox_image()})
     made = subprocess.run(
-        ["mocker-bundle", "--copy", "-o", str(tmp_path / "bundle"), "--network", "bridge",
+        # --name: cgroupsPath /mocker/<unique>, not /mocker/bundle shared with other runs
+        ["mocker-bundle", "--copy", "-o", str(tmp_path / "bundle"), "--name", unique,
+         "--network", "bridge",
          "-p", f"{port}:80", "--hostname", "web", f"oci:{layout}:busybox",
          "httpd", "-f", "-p", "80", "-h", "/etc"], capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr

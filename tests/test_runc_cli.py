@@ -167,7 +167,7 @@ def test_verbs_on_a_stopped_container_say_not_running(runc_tool, new_bundle, uni
     runc_tool.detached("create", "--bundle", str(new_bundle(["true"])), unique)
     runc_tool("kill", unique, "KILL", check=True)   # a created container can be killed
     import time
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while runc_tool.state(unique)["status"] != "stopped" and time.monotonic() < deadline:
         time.sleep(0.02)
     for verb in (["exec", unique, "true"], ["pause", unique], ["kill", unique]):

@@ -55,9 +55,12 @@ def test_hooks_run_in_order_with_the_state(runc_tool, new_bundle, unique, tmp_pa
     assert order() == POINTS[:3]
     runc_tool("start", unique, check=True)
     pid = json.loads((logdir / "createRuntime.json").read_text())["pid"]
-    deadline = time.monotonic() + 5
+    # the program's line comes after start returns (it races poststart): wait for it,
+    # generously (a loaded CI host), and say so if it never comes
+    deadline = time.monotonic() + 30
     while "main" not in order() and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert "main" in order(), f"the container's program did not run within 30 s: {order()}"
     runc_tool("delete", "--force", unique, check=True)
     assert order() == POINTS[:5] + ["main", "poststop"] or \
         order() == POINTS[:4] + ["main", "poststart", "poststop"]

@@ -3,6 +3,7 @@ create, start, state, kill, delete, run, exec, list, ps, pause/resume."""
 
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -24,7 +25,7 @@ def cgroup_dir(cid):
     return f"/sys/fs/cgroup/pids/mocker/{cid}"
 
 
-def wait_status(tool, cid, status, timeout=5.0):
+def wait_status(tool, cid, status, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if tool.state(cid)["status"] == status:
@@ -57,7 +58,7 @@ def test_create_waits_until_start(runc_tool, new_bundle, unique, tmp_path):
     time.sleep(0.2)
     assert not marker.exists(), "the process ran before start"
     runc_tool("start", unique, check=True)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert marker.read_text() == "started\n"
@@ -86,7 +87,7 @@ def test_delete_force_kills_every_process(runc_tool, new_bundle, unique):
     runc_tool.detached("run", "-d", "--bundle", str(bundle), unique)
     pid = runc_tool.state(unique)["pid"]
     ps = json.loads(runc_tool("ps", "--format", "json", unique, check=True).stdout)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while len(ps) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
         ps = json.loads(runc_tool("ps", "--format", "json", unique, check=True).stdout)
@@ -107,17 +108,32 @@ def test_kill_all_and_signal_names(runc_tool, new_bundle, unique):
     assert bad.returncode != 0
 
 
+def read_line(stream, timeout=30.0) -> str:
+    """The next line on an unbuffered pipe; fails, instead of hanging, if none comes."""
+    line = b""
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([stream], [], [], left)[0]:
+            raise AssertionError(f"no line within {timeout:.0f}s (so far: {line!r})")
+        byte = stream.read(1)
+        if not byte:
+            break   # end of file: the container and mocker-runc are gone
+        line += byte
+    return line.decode()
+
+
 def test_run_forwards_signals(runc_tool, new_bundle, unique):
     bundle = new_bundle(["sh", "-c", "trap 'echo got-hup' HUP; trap 'echo got-term; exit 3' TERM; "
                                      "echo ready; while true; do sleep 0.05; done"])
     run = subprocess.Popen(["mocker-runc", "--root", str(runc_tool.root), "run", "-b", str(bundle),
-                            unique], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                            unique], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=0)
     try:
-        assert run.stdout.readline() == "ready\n"
+        assert read_line(run.stdout) == "ready\n"
         run.send_signal(signal.SIGHUP)
-        assert run.stdout.readline() == "got-hup\n"
+        assert read_line(run.stdout) == "got-hup\n"
         run.send_signal(signal.SIGTERM)
-        assert run.stdout.readline() == "got-term\n"
+        assert read_line(run.stdout) == "got-term\n"
         assert run.wait(10) == 3
     finally:
         run.kill()
@@ -129,7 +145,7 @@ def test_run_reports_128_plus_signal(runc_tool, new_bundle, unique):
     run = subprocess.Popen(["mocker-runc", "--root", str(runc_tool.root), "run", "-b", str(bundle),
                             unique], stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if runc_tool("state", unique).returncode == 0 and \
                     runc_tool.state(unique)["status"] == "running":
@@ -160,7 +176,7 @@ def test_exec_joins_the_container(runc_tool, new_bundle, unique, tmp_path):
                        str(pid_file), unique)
     pid = int(pid_file.read_text())
     assert pid in json.loads(runc_tool("ps", "--format", "json", unique).stdout)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         out = runc_tool("exec", unique, "cat", "/dev/shm/x").stdout
         if out:
@@ -179,6 +195,18 @@ def test_pause_and_resume(runc_tool, new_bundle, unique):
     assert runc_tool.state(unique)["status"] == "running"
     not_paused = runc_tool("resume", unique)
     assert not_paused.returncode != 0 and "not paused" in not_paused.stderr
+
+
+def test_delete_force_of_a_paused_container(runc_tool, new_bundle, unique):
+    bundle = new_bundle(["sh", "-c", "sleep 60 & wait"])
+    runc_tool.detached("run", "-d", "--bundle", str(bundle), unique)
+    runc_tool("pause", unique, check=True)
+    pids = json.loads(runc_tool("ps", "--format", "json", unique, check=True).stdout)
+    runc_tool("delete", "--force", unique, check=True)
+    assert not any(os.path.exists(f"/proc/{p}/stat") and
+                   open(f"/proc/{p}/stat").read().split(") ")[1][0] != "Z" for p in pids)
+    assert not os.path.exists(cgroup_dir(unique))
+    assert not os.path.exists(f"/sys/fs/cgroup/freezer/mocker/{unique}")
 
 
 def test_list_formats(runc_tool, new_bundle, unique):

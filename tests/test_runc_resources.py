@@ -122,12 +122,17 @@ def test_mocker_bundle_bundles_run_with_their_seccomp_profile(runc_tool, busybox
     CAP_SYS_ADMIN, so the runtime loads it before it changes user and capabilities;
     the result is runc's, for root and for an unprivileged user, in run and in exec."""
     need_tool("runc")
+    # --name: the bundle's cgroupsPath is /mocker/<name>. Without it the id comes from
+    # the directory ("bundle"), shared with any other run of this test on the host:
+    # deleting theirs would kill the processes in ours.
     made = subprocess.run(["mocker-bundle", "--copy", "-o", str(tmp_path / "bundle"),
-                           "--network", "none", "-u", user, f"oci:{busybox_layout}:busybox",
-                           *SHOW_PRIVILEGES], capture_output=True, text=True, timeout=60)
+                           "--name", unique, "--network", "none", "-u", user,
+                           f"oci:{busybox_layout}:busybox", *SHOW_PRIVILEGES],
+                          capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     bundle = made.stdout.strip()
     config = json.loads(Path(bundle, "config.json").read_text())
+    assert config["linux"]["cgroupsPath"] == f"/mocker/{unique}"
     assert config["process"]["noNewPrivileges"] is False and config["linux"]["seccomp"]
 
     ours = runc_tool("run", "--bundle", bundle, unique)

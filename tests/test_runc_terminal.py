@@ -24,7 +24,7 @@ def root_only():
     need_root()
 
 
-def read_until(fd, needle: bytes, timeout=5.0) -> bytes:
+def read_until(fd, needle: bytes, timeout=30.0) -> bytes:
     data = b""
     deadline = time.monotonic() + timeout
     while needle not in data and time.monotonic() < deadline:
@@ -98,7 +98,11 @@ def test_exec_tty_through_console_socket(runc_tool, new_bundle, unique, console_
 
 
 def test_run_proxies_the_users_terminal(runc_tool, new_bundle, unique):
-    bundle = new_bundle(["sh", "-c", "stty size; read line; echo got:$line; stty size; exit 4"])
+    # After the line, the shell waits for the new size instead of the test sleeping:
+    # run resizes the container's pty when it handles SIGWINCH, at a time we cannot see.
+    bundle = new_bundle(["sh", "-c", "stty size; read line; echo got:$line; "
+                                     "while [ \"$(stty size)\" = '24 77' ]; do sleep 0.05; done; "
+                                     "stty size; exit 4"])
     config = json.loads((bundle / "config.json").read_text())
     config["process"]["terminal"] = True
     (bundle / "config.json").write_text(json.dumps(config))
@@ -112,7 +116,6 @@ def test_run_proxies_the_users_terminal(runc_tool, new_bundle, unique):
         # the user's window changes size: run hears SIGWINCH and resizes the container's pty
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
         run.send_signal(signal.SIGWINCH)
-        time.sleep(0.2)
         os.write(master, b"typed\r")
         out = read_until(master, b"30 90")
         assert b"got:typed" in out and b"30 90" in out
