@@ -27,6 +27,7 @@ class ImageInfo(NamedTuple):
     size: int        # bytes stored for this image: manifest, config, layers
     created: str     # the config's `created`, RFC 3339, or ""
     short_name: str  # as Docker shows it: "busybox"
+    image_id: str    # the config's digest: what Docker calls the IMAGE ID
 
 
 def _split_refname(refname: str) -> tuple[str, str, str]:
@@ -64,13 +65,14 @@ def describe(layout: Layout, descriptor: dict) -> ImageInfo:
     blobs = [document.get("config", {}), *document.get("layers", [])]
     size += sum(b.get("size", 0) for b in blobs if isinstance(b, dict))
     created = ""
-    if document.get("config", {}).get("digest") and layout.has_blob(document["config"]["digest"]):
+    config_digest = document.get("config", {}).get("digest", "")
+    if config_digest and layout.has_blob(config_digest):
         try:
-            config = json.loads(layout.read_blob(document["config"]["digest"]))
-            created = config.get("created", "") or ""
+            created = json.loads(layout.read_blob(config_digest)).get("created", "") or ""
         except ValueError:
             pass
-    return ImageInfo(refname, name, tag, descriptor.get("digest", ""), size, created, short)
+    return ImageInfo(refname, name, tag, descriptor.get("digest", ""), size, created, short,
+                     config_digest)
 
 
 def list_images(layout: Layout) -> list[ImageInfo]:
@@ -81,12 +83,13 @@ def list_images(layout: Layout) -> list[ImageInfo]:
 
 
 def _matches(info: ImageInfo, wanted: str, as_ref: str | None) -> bool:
-    """A user names an image by ref name, by short name[:tag], or by a digest prefix."""
+    """A user names an image by ref name, by short name[:tag], or by a prefix of its
+    manifest digest or of its image id (the config digest), as Docker allows."""
     if info.refname in (wanted, as_ref):
         return True
-    hexpart = info.digest.partition(":")[2]
     bare = wanted.removeprefix("sha256:")
-    return len(bare) >= 12 and hexpart.startswith(bare)
+    return len(bare) >= 12 and any(d.partition(":")[2].startswith(bare)
+                                   for d in (info.digest, info.image_id) if d)
 
 
 def remove_images(layout: Layout, names: list[str]) -> tuple[list[str], int, int]:
@@ -143,12 +146,12 @@ def render_table(images: list[ImageInfo]) -> str:
     from tabulate import tabulate  # only listing needs it
     from .progress import human_size
     rows = [(i.short_name or i.name or "<none>", i.tag or "<none>",
-             i.digest.partition(":")[2][:12], _age(i.created), human_size(i.size))
+             (i.image_id or i.digest).partition(":")[2][:12], _age(i.created), human_size(i.size))
             for i in images]
-    return tabulate(rows, headers=["REPOSITORY", "TAG", "DIGEST", "CREATED", "SIZE"],
+    return tabulate(rows, headers=["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
                     tablefmt="plain")
 
 
 def render_json(images: list[ImageInfo]) -> str:
-    keys = ("refname", "name", "tag", "digest", "size", "created")
+    keys = ("refname", "name", "tag", "digest", "image_id", "size", "created")
     return json.dumps([{k: i._asdict()[k] for k in keys} for i in images], indent=2)

@@ -25,8 +25,11 @@ def store(registry, tmp_path):
 
 def test_list_as_table_and_json(registry, store):
     table = fetch("--list", "--layout", store).stdout.splitlines()
-    assert table[0].split() == ["REPOSITORY", "TAG", "DIGEST", "CREATED", "SIZE"]
-    assert any(line.split()[:2] == [f"{registry.host}/layered", "latest"] for line in table[1:])
+    assert table[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    layered = registry.images["layered:latest"]
+    # As `docker images`: the IMAGE ID is the config's digest, shortened to 12 hex digits.
+    assert any(line.split()[:3] == [f"{registry.host}/layered", "latest", layered.config_digest[7:19]]
+               for line in table[1:])
     listed = json.loads(fetch("--list", "--json", "--layout", store).stdout)
     by_ref = {image["refname"]: image for image in listed}
     busybox = registry.images["library/busybox:latest"]
@@ -35,6 +38,14 @@ def test_list_as_table_and_json(registry, store):
     assert entry["digest"] == busybox.manifest_digest
     assert entry["size"] == len(busybox.manifest_bytes) + sum(map(len, busybox.blobs.values()))
     assert entry["created"] == busybox.config["created"]
+    assert entry["image_id"] == busybox.config_digest
+
+
+def test_rm_by_image_id_prefix(registry, store):
+    configured = registry.images["configured:latest"]
+    result = fetch("--rm", "--layout", store, configured.config_digest[7:19], check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"Untagged: {registry.host}/configured:latest\n"
 
 
 def test_rm_untags_and_collects_only_unshared_blobs(registry, store):
