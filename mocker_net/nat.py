@@ -6,6 +6,7 @@ ones, never a half-made set, and a crash cannot leave a stray rule behind.
 """
 
 import logging
+import os
 import subprocess
 from dataclasses import dataclass
 
@@ -72,16 +73,23 @@ def delete_table(net: NetConfig) -> None:
     run_nft([f"add table {t}", f"delete table {t}"])
 
 
+def nft_binary() -> str:
+    """nft's path: PATH first, then /usr/sbin and /sbin, which the PATH a runtime
+    gives its hooks (or a non-login shell) may lack."""
+    for directory in os.environ.get("PATH", "").split(":") + ["/usr/sbin", "/sbin"]:
+        candidate = os.path.join(directory or ".", "nft")
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise MockerError("nft is not installed (it is in the nftables package)")
+
+
 def run_nft(lines: list[str]) -> None:
     log.info("nft -f - <<EOF")
     for line in lines:
         log.info("  %s", line)
     log.info("EOF")
-    try:
-        done = subprocess.run(["nft", "-f", "-"], input="\n".join(lines) + "\n",
-                              capture_output=True, text=True)
-    except FileNotFoundError:
-        raise MockerError("nft is not installed (it is in the nftables package)")
+    done = subprocess.run([nft_binary(), "-f", "-"], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True)
     if done.returncode:
         first = (done.stderr.strip().splitlines() or ["failed"])[0]
         raise MockerError(f"nft refused the rules: {first}")
@@ -89,5 +97,6 @@ def run_nft(lines: list[str]) -> None:
 
 def list_table(net: NetConfig) -> str:
     """The table as `nft list table` prints it, or "" when it does not exist."""
-    done = subprocess.run(["nft", "list", "table", "ip", net.table], capture_output=True, text=True)
+    done = subprocess.run([nft_binary(), "list", "table", "ip", net.table],
+                          capture_output=True, text=True)
     return done.stdout if done.returncode == 0 else ""

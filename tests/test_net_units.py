@@ -110,3 +110,9 @@ def test_ipam_hands_out_the_lowest_free_address_and_reuses_released_ones(monkeyp
     ipam.release("mk0", "c2")                                   # twice is fine
     assert str(ipam.allocate(net, "c6")) == "10.9.0.4"
     assert ipam.mac_for(ipaddress.IPv4Address("10.9.0.4")) == "02:42:0a:09:00:04"
+
+
+def test_nft_is_found_in_sbin_when_path_lacks_it(monkeypatch):
+    # A runtime hands its hooks its own PATH, which may lack /usr/sbin where nft lives.
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert nat.nft_binary() in ("/usr/sbin/nft", "/sbin/nft")
