@@ -10,8 +10,6 @@ import sys
 from . import __version__
 from .errors import ExitCode, MockerError
 
-log = logging.getLogger("mocker")
-
 
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
