@@ -185,9 +185,9 @@ def do_exec(args) -> int:
         null = os.open(os.devnull, os.O_RDONLY)  # docker exec without -i: no stdin
         os.dup2(null, 0)
     try:
-        os.execvp(command[0], command)
+        os.execvpe(command[0], command, runtime.environment() or os.environ)
     except FileNotFoundError:
-        raise MockerError(f"cannot run {command[0]}: not found") from None
+        raise MockerError(f"cannot run {runtime.runtime()}: not found") from None
 
 
 def _exec_user(record, spec: str) -> list[str]:
