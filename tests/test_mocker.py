@@ -202,7 +202,7 @@ def test_names_are_unique_and_generated(cleanup, unique):
 def test_verbose_narrates_each_step(cleanup):
     done = mocker("-v", "run", "--rm", BUSYBOX, "true")
     runtime = os.environ.get("MOCKER_RUNTIME") or "mocker-runc"
-    for tool in ("engine create", "mocker-bundle", f"+ {runtime} ", "engine monitor"):
+    for tool in ("mocker-bundle", "engine run", f"+ {runtime} "):
         assert tool in done.stderr, done.stderr
     quiet = mocker("run", "--rm", BUSYBOX, "true", env={**os.environ, "MOCKER_VERBOSE": "1"})
     assert "mocker-bundle" in quiet.stderr

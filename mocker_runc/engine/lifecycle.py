@@ -95,20 +95,23 @@ def teardown(record: Record, delete_in_runtime: bool = True) -> None:
     # mocker-bundle made it in its default place.
     bundle = record.bundle or str(paths.containers_dir() / record.id)
     if os.path.exists(bundle):
-        _remove_bundle(record, bundle)
+        try:
+            remove_bundle(bundle)
+        except MockerError as err:
+            raise MockerError(f"cannot remove the bundle of {record.name}: {err}") from None
     records.remove(record.id)
 
 
-def _remove_bundle(record: Record, bundle: str) -> None:
+def remove_bundle(bundle: str) -> None:
     """`mocker-bundle --remove BUNDLE`, called as a function: the monitor of a
     `run --rm` does it on every run, and a new interpreter for it cost more
     (~50 ms) than importing mocker-bundle's remover here."""
-    from mocker_bundle.bundle import remove_bundle
+    from mocker_bundle.bundle import remove_bundle as remove
     log.info("+ mocker-bundle --remove %s", bundle)
     try:
-        remove_bundle(Path(bundle))
-    except (MockerError, OSError) as err:
-        raise MockerError(f"cannot remove the bundle of {record.name}: {err}") from None
+        remove(Path(bundle))
+    except OSError as err:
+        raise MockerError(f"{err.strerror or err} ({err.filename})") from None
 
 
 def remove(record: Record, force: bool = False) -> None:
