@@ -102,6 +102,11 @@ def teardown(record: Record, delete_in_runtime: bool = True) -> None:
     records.remove(record.id)
 
 
+def preload_remover() -> None:
+    """Import mocker-bundle's remover ahead of remove_bundle() (~40 ms)."""
+    import mocker_bundle.bundle  # noqa: F401
+
+
 def remove_bundle(bundle: str) -> None:
     """`mocker-bundle --remove BUNDLE`, called as a function: the monitor of a
     `run --rm` does it on every run, and a new interpreter for it cost more

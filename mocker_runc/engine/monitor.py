@@ -57,6 +57,10 @@ def _spawn(record: Record, stdin, stdout, stderr, own_group: bool = False) -> su
     records.update(record.id, status=RUNNING, started=time.time(), finished=0.0,
                    exit_code=None, monitor_pid=os.getpid(),
                    monitor_start=procs.start_time(os.getpid()))
+    if record.auto_remove:
+        # --rm: load the bundle remover now, while the runtime starts the
+        # container, not after it ends, when the user waits for the teardown.
+        lifecycle.preload_remover()
     return child
 
 
