@@ -41,7 +41,7 @@ def ip(what: str, *commands: str, netns: str | None = None) -> str:
     try:
         done = subprocess.run(argv, input=stdin, capture_output=True, text=True)
     except FileNotFoundError:
-        raise MockerError(f"{what}: {argv[0]} is not installed (apt install iproute2)") from None
+        raise MockerError(f"{what}: {argv[0]} is not installed (iproute2, util-linux)") from None
     if done.returncode != 0:
         # ip -batch adds "Command failed -:N" after the kernel's answer.
         answers = [line for line in done.stderr.splitlines()
