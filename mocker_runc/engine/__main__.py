@@ -1,17 +1,9 @@
 """Allow `python -m mocker_runc.engine` (bin/mocker calls it so)."""
 
-import os
-import sys
+from mocker_common.cli import exit_without_teardown
 
 from .cli import main
 
-code = main()
-# Leave without the interpreter's teardown (it frees every module's objects one
-# by one, ~10 ms that the user of `mocker run --rm` waits for): files are closed
-# and records written by now; only what we printed may still sit in a buffer.
-try:
-    sys.stdout.flush()
-    sys.stderr.flush()
-except BrokenPipeError:  # our reader left (`mocker ps | head`): nothing to say
-    pass
-os._exit(code)
+# Records are written and files closed when main returns; the user of
+# `mocker run --rm` need not wait for the interpreter to free its modules.
+exit_without_teardown(main())
