@@ -181,18 +181,27 @@ def test_pids_and_cpu_limits(cleanup, unique):
     assert "can't fork" in forks.stderr or forks.returncode != 0, forks
 
 
+def bundles() -> set[str]:
+    """The bundle directories mocker-bundle has made (named by container id)."""
+    where = Path(os.environ["MOCKER_ROOT"], "containers")
+    return {p.name for p in where.iterdir()} if where.is_dir() else set()
+
+
 def test_rm_flag_leaves_nothing(cleanup):
-    before = ps_rows("-a")
+    before, made = ps_rows("-a"), bundles()
     done = mocker("run", "--rm", "--name", "gone-soon", BUSYBOX, "true")
     assert done.returncode == 0, done.stderr
     assert ps_rows("-a") == before
-    assert not list(Path(os.environ["MOCKER_ROOT"], "containers").glob("*gone*"))
+    assert bundles() == made, "the bundle is removed"
 
 
 def test_names_are_unique_and_generated(cleanup, unique):
     mocker("run", "--name", unique, BUSYBOX, "true", check=True)
+    made = bundles()
     again = mocker("run", "--name", unique, BUSYBOX, "true")
     assert again.returncode == 125 and "already in use" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert bundles() == made, "the bundle made for the refused name is removed"
     mocker("run", BUSYBOX, "true", check=True)
     names = [r["NAMES"] for r in ps_rows("-a")]
     assert unique in names

@@ -6,6 +6,7 @@ lifecycle, table or logs. Errors are one line, with docker's exit codes:
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -39,14 +40,17 @@ def do_run(args) -> int:
     start for both, where create + monitor took two."""
     from . import lifecycle
     bundle = os.path.abspath(args.bundle)
+    args.id = os.path.basename(bundle)
+    if not records.ID_RE.match(args.id):
+        raise MockerError(f"{bundle} is not named by a container id (64 hex digits)")
     try:
-        records.create(args.image, args.name or "", container_id=os.path.basename(bundle),
+        records.create(args.image, args.name or "", container_id=args.id,
                        auto_remove=args.rm, interactive=args.interactive, tty=args.tty,
                        init=args.init, stop_signal=args.stop_signal or "")
     except MockerError:
-        lifecycle.remove_bundle(bundle)  # a container that cannot be recorded leaves nothing
+        with contextlib.suppress(MockerError):  # the user must see why it failed
+            lifecycle.remove_bundle(bundle)  # a container that cannot be recorded leaves nothing
         raise
-    args.id = os.path.basename(bundle)
     return do_monitor(args)
 
 
@@ -243,7 +247,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _verb(sub, "create", do_create, "record a new container; print its id", RUN_ERROR)
     _create_options(p)
-
 
     p = _verb(sub, "monitor", do_monitor, "run a created container under a monitor", RUN_ERROR)
     p.add_argument("--bundle", required=True)
