@@ -82,7 +82,7 @@ def _check_host(spec: specs.Spec) -> None:
 
 def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     """Fork the middle process, then answer the init's requests until it is ready."""
-    ours, theirs = Channel.pair()
+    ours, theirs = Channel.pair(with_fds=spec.process.terminal)
     # close-on-exec: `start` learns that the program runs when this fd goes away
     fifo_fd = os.open(store.fifo(st.id), os.O_RDWR | os.O_CLOEXEC)
     joins = [(ns.path, ns.flag) for ns in sorted(spec.namespaces, key=lambda n: n.type != "user")

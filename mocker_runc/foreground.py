@@ -99,7 +99,7 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
                          else "container not running")
     if not opts.detach:
         linux.set_child_subreaper()
-    ours, theirs = Channel.pair()
+    ours, theirs = Channel.pair(with_fds=proc.terminal)
     joins = _namespaces_of(st.pid)
     init.preload(proc, False)
     seccomp_filter = build_seccomp_filter((st.config.get("linux") or {}).get("seccomp"))

@@ -105,7 +105,7 @@ def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_f
 def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
                    no_pivot: bool) -> None:
     """runtime-spec runtime.md#lifecycle steps 2-6, inside the new namespaces."""
-    _close_other_fds({chan.fileno(), fifo_fd})
+    _close_other_fds(chan.fds() | {fifo_fd})
     os.umask(0)
     in_userns = spec.namespace("user") is not None
     if spec.new_namespace("network"):
@@ -163,7 +163,6 @@ def preload(proc: Process, container_hooks: bool) -> None:
     mapped root may not read /root or /usr/local. So nothing is imported there.
     """
     import fcntl  # noqa: F401  (terminal and network ioctls)
-    import socket  # noqa: F401
     if proc.terminal:
         import termios  # noqa: F401
 
@@ -209,7 +208,7 @@ def _attach_terminal(slave_path: str) -> None:
 
 def exec_process(chan: Channel, proc: Process, seccomp_filter) -> None:
     """Inside a running container's namespaces: become its process and execve."""
-    _close_other_fds({chan.fileno()})
+    _close_other_fds(chan.fds())
     if proc.terminal:
         master, slave = linux.open_pty_master("/dev/ptmx")
         if proc.console_size:
