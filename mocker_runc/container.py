@@ -236,11 +236,12 @@ def start(store: Store, cid: str) -> None:
             raise NotRunning("cannot start a container that has stopped")
         if status != "created":
             raise Conflict(f"cannot start an already {status} container")
-        spec = specs.parse(st.config, st.bundle)
         _release_init(store.fifo(cid))
         # runtime-spec: poststart hooks run after the program started, before `start`
         # returns; their failures are only warnings.
-        _run_hooks("poststart", spec, store.spec_state(st, "running"))
+        if (st.config.get("hooks") or {}).get("poststart"):   # else no need to parse the spec again
+            _run_hooks("poststart", specs.parse(st.config, st.bundle),
+                       store.spec_state(st, "running"))
 
 
 _START = b"0"   # what `start` writes on exec.fifo

@@ -140,6 +140,21 @@ def test_run_forwards_signals(runc_tool, new_bundle, unique):
         run.wait()
 
 
+def test_run_survives_a_signal_while_creating(runc_tool, new_bundle, unique):
+    # A createRuntime hook runs while `run` is still creating the container; it
+    # sends `run` (its parent) SIGTERM. The signal must not kill `run` half-way:
+    # it reaches the program once it runs, and everything is cleaned up.
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", "kill -TERM $PPID"]}
+    bundle = new_bundle(["sh", "-c", "trap 'echo got-term; exit 3' TERM; "
+                                     "while true; do sleep 0.05; done"],
+                        edit=lambda c: c.setdefault("hooks", {}).update(createRuntime=[hook]))
+    proc = runc_tool("run", "--bundle", str(bundle), unique)
+    # 3 if the shell had set its trap when the signal came, else 128 + SIGTERM
+    assert proc.returncode in (3, 128 + signal.SIGTERM), (proc.returncode, proc.stderr)
+    assert runc_tool("list", "-q").stdout == ""
+    assert not os.path.exists(cgroup_dir(unique))
+
+
 def test_run_reports_128_plus_signal(runc_tool, new_bundle, unique):
     bundle = new_bundle(["sleep", "60"])
     run = subprocess.Popen(["mocker-runc", "--root", str(runc_tool.root), "run", "-b", str(bundle),
