@@ -57,8 +57,10 @@ def _creating(p):
     p.add_argument("--console-socket", help="unix socket that receives the pty master")
     p.add_argument("--pid-file", help="write the container process's pid here")
     p.add_argument("--no-pivot", action="store_true", help="chroot instead of pivot_root")
-    p.add_argument("--no-new-keyring", action="store_true", help="accepted (no keyring made)")
-    p.add_argument("--preserve-fds", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--no-new-keyring", action="store_true",
+                   help="keep our session keyring (default: a new one, _ses.ID)")
+    p.add_argument("--preserve-fds", type=int, default=0, metavar="N",
+                   help="also pass our fds 3 .. 3+N-1 to the container's process")
 
 
 def _run_args(p):
@@ -102,7 +104,8 @@ def _exec_args(p):
     p.add_argument("--cwd")
     p.add_argument("-c", "--cap", action="append", default=[], help="add a capability")
     p.add_argument("--no-new-privs", action="store_true")
-    p.add_argument("--preserve-fds", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--preserve-fds", type=int, default=0, metavar="N",
+                   help="also pass our fds 3 .. 3+N-1 to the new process")
     p.add_argument("--ignore-paused", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -112,13 +115,53 @@ def _spec_args(p):
     p.add_argument("--rootless", action="store_true", help=argparse.SUPPRESS)
 
 
+def byte_size(text: str) -> int:
+    """A memory size as runc's update takes it: 1073741824, 1g, 512m, 64KiB, or -1."""
+    digits = text.lower().removesuffix("b").removesuffix("i")
+    scale = 1
+    for power, unit in enumerate("kmgtp", start=1):
+        if digits.endswith(unit):
+            digits, scale = digits[:-1].strip(), 1024 ** power
+    try:
+        return int(float(digits) * scale) if digits != "-1" else -1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
+
+
+# runc update's flags: (flag, type, linux.resources section, key); runc says
+# --cpu-share, docker --cpu-shares: both are taken.
+UPDATE_FLAGS = [
+    ("--memory", byte_size, "memory", "limit"),
+    ("--memory-swap", byte_size, "memory", "swap"),
+    ("--memory-reservation", byte_size, "memory", "reservation"),
+    ("--cpu-share", int, "cpu", "shares"),
+    ("--cpu-quota", int, "cpu", "quota"),
+    ("--cpu-period", int, "cpu", "period"),
+    ("--cpu-burst", int, "cpu", "burst"),
+    ("--cpu-idle", int, "cpu", "idle"),
+    ("--cpu-rt-period", int, "cpu", "realtimePeriod"),
+    ("--cpu-rt-runtime", int, "cpu", "realtimeRuntime"),
+    ("--cpuset-cpus", str, "cpu", "cpus"),
+    ("--cpuset-mems", str, "cpu", "mems"),
+    ("--blkio-weight", int, "blockIO", "weight"),
+    ("--pids-limit", int, "pids", "limit"),
+]
+
+
 def _update_args(p):
     _id(p)
-    p.add_argument("-r", "--resources", help="linux.resources JSON file ('-': stdin)")
-    for flag, kind in (("--memory", int), ("--memory-swap", int), ("--memory-reservation", int),
-                       ("--cpu-shares", int), ("--cpu-quota", int), ("--cpu-period", int),
-                       ("--cpuset-cpus", str), ("--cpuset-mems", str), ("--pids-limit", int)):
-        p.add_argument(flag, type=kind)
+    p.add_argument("-r", "--resources",
+                   help="linux.resources JSON file ('-': stdin); the other flags are then ignored")
+    for flag, kind, section, key in UPDATE_FLAGS:
+        names = [flag, "--cpu-shares"] if flag == "--cpu-share" else [flag]
+        p.add_argument(*names, type=kind, dest=key_attr(section, key), metavar="VALUE",
+                       help=f"linux.resources.{section}.{key}")
+    for flag in ("--l3-cache-schema", "--mem-bw-schema"):
+        p.add_argument(flag, help="Intel RDT: not supported")
+
+
+def key_attr(section: str, key: str) -> str:
+    return f"{section}_{key}"
 
 
 # verb -> (help, what adds its arguments)
@@ -223,10 +266,9 @@ def _default_root() -> str:
 # --- one small function per verb ------------------------------------------------------
 
 def _create_options(args) -> container.CreateOptions:
-    if args.preserve_fds:
-        raise MockerError("--preserve-fds is not supported", ExitCode.USAGE)
     return container.CreateOptions(pid_file=args.pid_file, console_socket=args.console_socket,
-                                   no_pivot=args.no_pivot)
+                                   no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
+                                   preserve_fds=container.preserved_fds(args.preserve_fds))
 
 
 def do_create(store, args):
@@ -300,7 +342,8 @@ def do_exec(store, args):
     else:
         proc = _process_from_flags(store, args)
     opts = foreground.ExecOptions(pid_file=args.pid_file, console_socket=args.console_socket,
-                                 detach=args.detach)
+                                 detach=args.detach,
+                                 preserve_fds=container.preserved_fds(args.preserve_fds))
     return foreground.exec_(store, args.id, proc, opts)
 
 
@@ -357,29 +400,24 @@ def do_features(store, args):
     }, indent=2))
 
 
-# runc update's flags -> (linux.resources section, key)
-_UPDATE_FLAGS = {
-    "memory": ("memory", "limit"), "memory_swap": ("memory", "swap"),
-    "memory_reservation": ("memory", "reservation"), "cpu_shares": ("cpu", "shares"),
-    "cpu_quota": ("cpu", "quota"), "cpu_period": ("cpu", "period"),
-    "cpuset_cpus": ("cpu", "cpus"), "cpuset_mems": ("cpu", "mems"),
-    "pids_limit": ("pids", "limit"),
-}
-
-
 def do_update(store, args):
+    if args.l3_cache_schema or args.mem_bw_schema:
+        raise MockerError("Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported",
+                          ExitCode.USAGE)
     resources: dict = {}
     if args.resources:
+        # as runc: resources from a file (or stdin) replace the flags
         source = sys.stdin if args.resources == "-" else open(args.resources)
         with source:
             try:
                 resources = json.load(source)
             except ValueError as err:
                 raise specs.SpecError(f"--resources {args.resources}: not JSON: {err}") from None
-    for attr, (section, key) in _UPDATE_FLAGS.items():
-        value = getattr(args, attr)
-        if value is not None:
-            resources.setdefault(section, {})[key] = value
+    else:
+        for _, _, section, key in UPDATE_FLAGS:
+            value = getattr(args, key_attr(section, key))
+            if value is not None:
+                resources.setdefault(section, {})[key] = value
     container.update(store, args.id, resources)
 
 

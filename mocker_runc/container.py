@@ -29,6 +29,8 @@ class CreateOptions(Record):
     pid_file: str | None = None
     console_socket: str | None = None
     no_pivot: bool = False
+    no_new_keyring: bool = False  # else the init joins a new session keyring, _ses.ID
+    preserve_fds: list[int] = []  # our fds the container's process gets too (3, 4, ...)
     keep_console: bool = False   # `run` without --console-socket: we proxy the pty
 
 
@@ -36,6 +38,19 @@ class Launched(Record):
     """What create hands to run: the init's pid and, if we proxy it, the pty master."""
     pid: int
     master: int | None = None
+
+
+def preserved_fds(count: int) -> list[int]:
+    """runc's --preserve-fds N: fds 3 .. 3+N-1, which must be open."""
+    if count < 0:
+        raise MockerError(f"--preserve-fds {count}: give a count of 0 or more")
+    fds = list(range(3, 3 + count))
+    for fd in fds:
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise MockerError(f"--preserve-fds {count}: fd {fd} is not open") from None
+    return fds
 
 
 def write_pid_file(path: str | None, pid: int) -> None:
@@ -51,7 +66,7 @@ def create(store: Store, cid: str, bundle: str, opts: CreateOptions) -> Launched
     store.make(cid)
     st = ContainerState(id=cid, bundle=spec.bundle, rootfs=spec.rootfs, created=utc_now(),
                         cgroups_path=spec.cgroups_path, annotations=spec.annotations,
-                        config=spec.raw)
+                        config=spec.raw, no_new_keyring=opts.no_new_keyring)
     undo = _Undo(store, spec, st)
     try:
         with store.lock(cid):
@@ -94,7 +109,7 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     if middle == 0:
         ours.close()
         init.guarded(theirs, init.middle, theirs, joins, spec.new_namespace("user"), flags,
-                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, opts.no_pivot)
+                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, st.id, opts)
     if seccomp_filter is not None:
         seccomp_filter.release()
     theirs.close()

@@ -116,6 +116,7 @@ class ExecOptions(Record):
     pid_file: str | None = None
     console_socket: str | None = None
     detach: bool = False
+    preserve_fds: list[int] = []
 
 
 def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int:
@@ -137,7 +138,8 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
     if middle == 0:
         ours.close()
         init.guarded(theirs, init.middle, theirs, joins, False, 0,
-                     init.exec_process, theirs, proc, seccomp_filter)
+                     init.exec_process, theirs, proc, seccomp_filter,
+                     None if st.no_new_keyring else st.id, opts.preserve_fds)
     theirs.close()
     if seccomp_filter is not None:
         seccomp_filter.release()

@@ -12,6 +12,7 @@ Every failure is sent to the runtime as one message and the process exits;
 the runtime turns it into the command's one-line error.
 """
 
+import errno
 import os
 
 from mocker_common.errors import MockerError
@@ -61,6 +62,24 @@ def _close_other_fds(keep: set[int]) -> None:
                 pass
 
 
+def _pass_on(fds: list[int]) -> None:
+    """--preserve-fds: these fds stay open across execve, for the program."""
+    for fd in fds:
+        os.set_inheritable(fd, True)
+
+
+def _new_session_keyring(cid: str) -> None:
+    """Like runc: the container gets its own session keyring, _ses.ID, not ours
+    (keyrings(7): a process's keys are found through its session keyring)."""
+    try:
+        serial = linux.join_session_keyring(f"_ses.{cid}")
+        # a user the process becomes later may still search it (runc does the same)
+        linux.add_key_permission(serial, linux.KEY_USR_SEARCH)
+    except OSError as err:
+        if err.errno != errno.ENOSYS:   # a kernel without keyrings: nothing to leave behind
+            raise MockerError(f"join a new session keyring _ses.{cid}: {err.strerror}") from None
+
+
 # --- middle process ---------------------------------------------------------------
 
 def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_flags: int,
@@ -102,10 +121,16 @@ def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_f
 
 # --- container init (create) ---------------------------------------------------
 
-def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
-                   no_pivot: bool) -> None:
-    """runtime-spec runtime.md#lifecycle steps 2-6, inside the new namespaces."""
-    _close_other_fds(chan.fds() | {fifo_fd})
+def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, cid: str,
+                   opts) -> None:
+    """runtime-spec runtime.md#lifecycle steps 2-6, inside the new namespaces.
+
+    opts is create's container.CreateOptions.
+    """
+    _close_other_fds(chan.fds() | {fifo_fd} | set(opts.preserve_fds))
+    _pass_on(opts.preserve_fds)
+    if not opts.no_new_keyring:
+        _new_session_keyring(cid)
     os.umask(0)
     in_userns = spec.namespace("user") is not None
     if spec.new_namespace("network"):
@@ -128,7 +153,7 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
     # runtime-spec: createContainer hooks run in the container's namespaces, before pivot_root.
     _run_hooks("createContainer", spec, state)
 
-    rootfs.enter(spec.rootfs, no_pivot)
+    rootfs.enter(spec.rootfs, opts.no_pivot)
     rootfs.finish(spec)
     if slave is not None:
         _attach_terminal(slave)     # setsid, and the pty as controlling terminal
@@ -206,9 +231,16 @@ def _attach_terminal(slave_path: str) -> None:
 
 # --- exec process ------------------------------------------------------------------
 
-def exec_process(chan: Channel, proc: Process, seccomp_filter) -> None:
-    """Inside a running container's namespaces: become its process and execve."""
-    _close_other_fds(chan.fds())
+def exec_process(chan: Channel, proc: Process, seccomp_filter, cid: str | None,
+                 preserve_fds: list[int]) -> None:
+    """Inside a running container's namespaces: become its process and execve.
+
+    cid names the container's session keyring to join (None: join none).
+    """
+    _close_other_fds(chan.fds() | set(preserve_fds))
+    _pass_on(preserve_fds)
+    if cid is not None:
+        _new_session_keyring(cid)   # the container's own, found by its name
     if proc.terminal:
         master, slave = linux.open_pty_master("/dev/ptmx")
         if proc.console_size:

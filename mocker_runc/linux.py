@@ -65,8 +65,8 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # asm/unistd_64.h: calls glibc does not wrap
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capset": 126},
-    "aarch64": {"pivot_root": 41, "capset": 91},
+    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250},
+    "aarch64": {"pivot_root": 41, "capset": 91, "keyctl": 219},
 }
 
 
@@ -194,6 +194,28 @@ def set_child_subreaper() -> None:
 
 def die_with_parent(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
+
+
+# --- keyrings -----------------------------------------------------------------
+
+# <linux/keyctl.h>
+_KEYCTL_JOIN_SESSION_KEYRING = 1
+_KEYCTL_SETPERM = 5
+_KEYCTL_DESCRIBE = 6
+KEY_USR_SEARCH = 0x00080000
+
+
+def join_session_keyring(name: str) -> int:
+    """keyctl(2): join the session keyring called name (made if there is none); its serial."""
+    return _check(_syscall("keyctl", _KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "keyctl")
+
+
+def add_key_permission(serial: int, bits: int) -> None:
+    """Add permission bits to a key's (its description: "type;uid;gid;perm;name")."""
+    description = ctypes.create_string_buffer(4096)
+    _check(_syscall("keyctl", _KEYCTL_DESCRIBE, serial, description, len(description)), "keyctl")
+    perm = int(description.value.split(b";")[3], 16)
+    _check(_syscall("keyctl", _KEYCTL_SETPERM, serial, ctypes.c_uint32(perm | bits)), "keyctl")
 
 
 # --- terminals and network ----------------------------------------------------

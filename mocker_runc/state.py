@@ -35,6 +35,7 @@ class ContainerState(Record):
     annotations: dict = {}
     config: dict = {}
     owner: str = ""
+    no_new_keyring: bool = False   # create's --no-new-keyring: exec joins no keyring either
 
 
 def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
