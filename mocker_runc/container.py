@@ -14,7 +14,7 @@ import time
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 
-from . import cgroups, init
+from . import cgroups, init, linux
 from . import spec as specs
 from .channel import Channel, InitError
 from .record import Record
@@ -105,10 +105,11 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     flags = sum(ns.flag for ns in spec.namespaces if not ns.path and ns.type != "user")
     init.preload(spec.process, bool(spec.hooks["createContainer"] or spec.hooks["startContainer"]))
     seccomp_filter = build_seccomp_filter(spec.seccomp)
-    middle = os.fork()
+    middle = fork_in(cgroup)
     if middle == 0:
         ours.close()
-        init.guarded(theirs, init.middle, theirs, joins, spec.new_namespace("user"), flags,
+        init.guarded(theirs, init.middle, theirs, cgroup.self_join_files(), joins,
+                     spec.new_namespace("user"), flags,
                      init.container_init, theirs, spec, seccomp_filter, fifo_fd, st.id, opts)
     if seccomp_filter is not None:
         seccomp_filter.release()
@@ -117,7 +118,6 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     undo.middle = middle
     launched = Launched(0)
     try:
-        cgroup.add(middle)
         ours.send("go")
         while True:
             msg, fds = ours.recv()
@@ -143,6 +143,31 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
                 return launched
     finally:
         ours.close()
+
+
+def fork_in(cgroup) -> int:
+    """os.fork() of the middle process, which starts in (or joins) the container's cgroup.
+
+    No process is moved into a cgroup by pid, which waits for the kernel (see
+    cgroups.join_self): the child starts in the cgroup2 directory, if there is
+    one (clone3 CLONE_INTO_CGROUP), and joins the v1 hierarchies itself
+    (init.middle). A kernel without clone3 gets the old way: cgroup.procs.
+    """
+    unified = cgroup.paths.get("unified")
+    if unified:
+        try:
+            return linux.fork_into_cgroup(unified)
+        except OSError:
+            pass
+    pid = os.fork()
+    if pid and unified:
+        try:
+            cgroup.add(pid, only=["unified"])
+        except BaseException:
+            kill_and_wait([pid])
+            reap(pid)
+            raise
+    return pid
 
 
 def build_seccomp_filter(config: dict | None):

@@ -15,8 +15,8 @@ from . import init, linux
 from . import spec as specs
 from .channel import Channel
 from .container import (CreateOptions, NotRunning, cgroup_of, create, delete,
-                        build_seccomp_filter, hand_over_console, kill_and_wait, reap, start,
-                        write_pid_file)
+                        build_seccomp_filter, fork_in, hand_over_console, kill_and_wait, reap,
+                        start, write_pid_file)
 from .record import Record
 from .state import Store
 
@@ -134,10 +134,10 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
     joins = _namespaces_of(st.pid)
     init.preload(proc, False)
     seccomp_filter = build_seccomp_filter((st.config.get("linux") or {}).get("seccomp"))
-    middle = os.fork()
+    middle = fork_in(cg)
     if middle == 0:
         ours.close()
-        init.guarded(theirs, init.middle, theirs, joins, False, 0,
+        init.guarded(theirs, init.middle, theirs, cg.self_join_files(), joins, False, 0,
                      init.exec_process, theirs, proc, seccomp_filter,
                      None if st.no_new_keyring else st.id, opts.preserve_fds)
     theirs.close()
@@ -145,7 +145,6 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
         seccomp_filter.release()
     pid, master = 0, None
     try:
-        cg.add(middle)
         ours.send("go")
         while True:
             msg, fds = ours.recv()

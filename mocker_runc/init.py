@@ -18,6 +18,7 @@ import os
 from mocker_common.errors import MockerError
 
 from . import linux, process, rootfs
+from .cgroups.base import join_self
 from .channel import Channel
 from .spec import Process, Spec
 
@@ -82,10 +83,11 @@ def _new_session_keyring(cid: str) -> None:
 
 # --- middle process ---------------------------------------------------------------
 
-def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_flags: int,
-           next_step, *args) -> None:
-    """Enter the namespaces, fork the container's process, report its pid."""
-    chan.expect("go")              # the runtime has put us in the cgroup first
+def middle(chan: Channel, tasks_files: list[str], joins: list[tuple[str, int]], user_ns: bool,
+           unshare_flags: int, next_step, *args) -> None:
+    """Join the cgroup and the namespaces, fork the container's process, report its pid."""
+    join_self(tasks_files)         # the v1 hierarchies; cgroup2 we were forked into
+    chan.expect("go")
     # Open them all first: once in the container's mount namespace, /proc is its own.
     fds = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag, path) for path, flag in joins]
     for fd, flag, path in fds:     # user namespace first: it owns the others

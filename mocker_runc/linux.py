@@ -65,8 +65,8 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # asm/unistd_64.h: calls glibc does not wrap
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250},
-    "aarch64": {"pivot_root": 41, "capset": 91, "keyctl": 219},
+    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250, "clone3": 435},
+    "aarch64": {"pivot_root": 41, "capset": 91, "keyctl": 219, "clone3": 435},
 }
 
 
@@ -96,6 +96,34 @@ def unshare(flags: int) -> None:
 def setns(fd: int, nstype: int = 0) -> None:
     """Join the namespace that fd (an open /proc/PID/ns/* file) names."""
     _check(_libc.setns(fd, nstype), "setns")
+
+
+# <linux/sched.h>: clone3(2)
+CLONE_INTO_CGROUP = 0x200000000
+_SIGCHLD = 17
+
+
+class _CloneArgs(ctypes.Structure):
+    """struct clone_args, up to the cgroup field (Linux 5.7)."""
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
+        "tls", "set_tid", "set_tid_size", "cgroup")]
+
+
+def fork_into_cgroup(cgroup_dir: str) -> int:
+    """fork(), but the child starts in the cgroup2 directory cgroup_dir.
+
+    clone3(2) with CLONE_INTO_CGROUP: 0 in the child, its pid in the parent;
+    OSError where the kernel refuses (before 5.7, or a seccomp policy hiding
+    clone3). Unlike os.fork, Python's at-fork hooks do not run in the child:
+    call it while single-threaded, and let the child exit or exec soon.
+    """
+    fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=fd)
+        return _check(_syscall("clone3", ctypes.byref(args), ctypes.sizeof(args)), "clone3")
+    finally:
+        os.close(fd)
 
 
 # --- mounts -------------------------------------------------------------------
