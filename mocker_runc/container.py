@@ -219,6 +219,12 @@ def _run_hooks(point: str, spec: specs.Spec, state: dict) -> None:
         hooks.run_hooks(point, spec.hooks[point], state)
 
 
+def _run_saved_hooks(point: str, st: ContainerState, state: dict) -> None:
+    """The hooks of point from the config saved at create (parsed again only if there are any)."""
+    if (st.config.get("hooks") or {}).get(point):
+        _run_hooks(point, specs.parse(st.config, st.bundle), state)
+
+
 class _Undo:
     """What a failed create has made so far, taken apart in reverse."""
 
@@ -279,9 +285,7 @@ def start(store: Store, cid: str) -> None:
         _release_init(store.fifo(cid))
         # runtime-spec: poststart hooks run after the program started, before `start`
         # returns; their failures are only warnings.
-        if (st.config.get("hooks") or {}).get("poststart"):   # else no need to parse the spec again
-            _run_hooks("poststart", specs.parse(st.config, st.bundle),
-                       store.spec_state(st, "running"))
+        _run_saved_hooks("poststart", st, store.spec_state(st, "running"))
 
 
 _START = b"0"   # what `start` writes on exec.fifo
@@ -365,9 +369,8 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
             kill_and_wait(pids)
         cg.remove()
         store.remove(cid)
-    spec = specs.parse(st.config, st.bundle)
     # runtime-spec: poststop runs after the container is deleted; failures are warnings.
-    _run_hooks("poststop", spec, store.spec_state(st, "stopped"))
+    _run_saved_hooks("poststop", st, store.spec_state(st, "stopped"))
 
 
 def update(store: Store, cid: str, resources: dict) -> None:
