@@ -86,7 +86,7 @@ def _new_session_keyring(cid: str) -> None:
 def middle(chan: Channel, tasks_files: list[str], joins: list[tuple[str, int]], user_ns: bool,
            unshare_flags: int, next_step, *args) -> None:
     """Join the cgroup and the namespaces, fork the container's process, report its pid."""
-    join_self(tasks_files)         # the v1 hierarchies; cgroup2 we were forked into
+    join_self(tasks_files)         # v1; the cgroup2 one we were forked into (container.fork_in)
     chan.expect("go")
     # Open them all first: once in the container's mount namespace, /proc is its own.
     fds = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag, path) for path, flag in joins]

@@ -11,6 +11,7 @@ from mocker_common.errors import MockerError
 
 from . import fs
 
+
 def join_self(tasks_files: list[str]) -> None:
     """Move the calling process, single-threaded, into cgroups through their v1 `tasks` files.
 
