@@ -30,6 +30,8 @@ def describe(err: BaseException) -> str:
     if isinstance(err, OSError):
         where = f" ({err.filename})" if err.filename else ""
         return f"{err.strerror or err}{where}"
+    if isinstance(err, KeyboardInterrupt):   # Ctrl-C reached the whole process group
+        return "interrupted"
     return f"{type(err).__name__}: {err}"
 
 
