@@ -10,7 +10,6 @@ A cache entry appears by rename(2) only after its digests were checked, so a
 directory under sha256/ is always a whole, verified layer.
 """
 
-import logging
 import os
 from pathlib import Path
 
@@ -18,9 +17,8 @@ from mocker_common import paths
 from mocker_common.digest import parse_digest
 from mocker_common.files import locked
 
+from . import log
 from .rootdir import remove_at
-
-log = logging.getLogger("mocker.bundle")
 
 
 def cached_layer_path(diff_id: str) -> Path:

@@ -6,9 +6,9 @@ checked against the digest its descriptor gives.
 """
 
 import json
-import platform as host_platform
-from dataclasses import dataclass
+import os
 from pathlib import Path
+from typing import NamedTuple
 
 from mocker_common import mediatypes as mt
 from mocker_common import paths
@@ -22,14 +22,12 @@ _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "ar
            "riscv64": "riscv64"}
 
 
-@dataclass
-class ImageSource:
+class ImageSource(NamedTuple):
     layout: Path
     ref: str | None          # None: the layout's only image
 
 
-@dataclass
-class Image:
+class Image(NamedTuple):
     """A resolved image: its config and its layers with their uncompressed digests."""
 
     layout: Path
@@ -56,7 +54,7 @@ def parse_source(text: str) -> ImageSource:
 
 
 def default_platform() -> tuple[str, str]:
-    machine = host_platform.machine()
+    machine = os.uname().machine
     return "linux", _GOARCH.get(machine, machine)
 
 

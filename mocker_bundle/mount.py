@@ -1,13 +1,13 @@
 """overlayfs mounts for bundle root filesystems (mount(2)/umount2(2) through libc)."""
 
 import ctypes
-import logging
 import os
 from pathlib import Path
 
 from mocker_common.errors import MockerError
 
-log = logging.getLogger("mocker.bundle")
+from . import log
+
 MNT_DETACH = 2
 # mount(2) takes its options as one page: this bounds the lowerdir list.
 MAX_OPTIONS = 4095
