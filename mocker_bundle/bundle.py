@@ -16,7 +16,7 @@ from pathlib import Path
 from mocker_common.errors import Conflict, MockerError, NotFound
 
 from . import log, mount
-from .cache import ensure_layer, remove_tree
+from .cache import ensure_layer, gc_lock, remove_tree
 from .convert import NETWORK_ANNOTATION, runtime_config
 from .image import Image
 from .options import BundleOptions
@@ -92,17 +92,18 @@ def _claim_dir(bundle_dir: Path) -> bool:
 def _overlay_rootfs(image: Image, bundle_dir: Path, rootfs: Path) -> None:
     if not image.layers:
         raise MockerError(f"{image.ref} has no layers")
-    lowers = [ensure_layer(image.blob(descriptor), descriptor, diff_id)
-              for descriptor, diff_id in image.layers]
-    # overlayfs refuses a directory twice among its lowers. A layer that comes
-    # again (e.g. the same empty layer) decides every path it names at its top
-    # position, so its lower occurrences change nothing: keep the topmost one.
-    lowers = [path for i, path in enumerate(lowers) if path not in lowers[i + 1:]]
     upper, work = bundle_dir / "upper", bundle_dir / "work"
     upper.mkdir()
     work.mkdir()
     os.chmod(upper, 0o755)      # the rootfs's "/" as the container sees it
-    mount.mount_overlay(rootfs, lowers, upper, work)
+    with gc_lock():
+        lowers = [ensure_layer(image.blob(descriptor), descriptor, diff_id)
+                  for descriptor, diff_id in image.layers]
+        # overlayfs refuses a directory twice among its lowers. A layer that comes
+        # again (e.g. the same empty layer) decides every path it names at its top
+        # position, so its lower occurrences change nothing: keep the topmost one.
+        lowers = [path for i, path in enumerate(lowers) if path not in lowers[i + 1:]]
+        mount.mount_overlay(rootfs, lowers, upper, work)
 
 
 def _copy_rootfs(image: Image, rootfs: Path) -> None:

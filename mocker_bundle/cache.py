@@ -2,6 +2,7 @@
 
     layers/sha256/<hex>/     one layer's files, whiteouts as overlayfs markers
     layers/locks/<hex>.lock  held while that layer is being unpacked
+    layers/gc.lock           held shared by bundles being made, exclusively by --prune
     layers/tmp/unpack-<hex>  a scratch directory, renamed into place when complete
     layers/l/<hex[:12]>      a short symlink to sha256/<hex>: more layers fit in the one
                              page of mount options (as Docker's overlay2 does)
@@ -19,6 +20,13 @@ from mocker_common.files import locked
 
 from . import log
 from .rootdir import remove_at
+
+
+def gc_lock(exclusive: bool = False):
+    """A bundle being made holds this shared, from choosing its layers until its
+    overlay is mounted (from then on, mountinfo names them); prune.py holds it
+    exclusively, so it never deletes a layer a bundle is about to mount."""
+    return locked(paths.layer_cache() / "gc.lock", shared=not exclusive)
 
 
 def cached_layer_path(diff_id: str) -> Path:

@@ -69,15 +69,15 @@ def open_image(source: ImageSource, platform: tuple[str, str] | None = None) -> 
         raise Corrupt(f"{layout}/index.json is not valid JSON: {err}") from None
     descriptor, ref = _find_ref(index.get("manifests", []), source, layout)
     manifest_digest = descriptor["digest"]
-    manifest = _read_json_blob(layout, descriptor)
+    manifest = read_json_blob(layout, descriptor)
     while manifest.get("mediaType", descriptor.get("mediaType")) in mt.INDEXES:
         descriptor = _choose_platform(manifest, platform or default_platform(), ref)
         manifest_digest = descriptor["digest"]
-        manifest = _read_json_blob(layout, descriptor)
+        manifest = read_json_blob(layout, descriptor)
     media_type = manifest.get("mediaType", descriptor.get("mediaType"))
     if media_type not in mt.MANIFESTS:
         raise MockerError(f"{ref}: unsupported manifest media type {media_type!r}")
-    config = _read_json_blob(layout, manifest["config"])
+    config = read_json_blob(layout, manifest["config"])
     layers = manifest.get("layers", [])
     diff_ids = config.get("rootfs", {}).get("diff_ids", [])
     if len(diff_ids) != len(layers):
@@ -118,7 +118,7 @@ def _choose_platform(index: dict, platform: tuple[str, str], ref: str) -> dict:
     raise NotFound(f"{ref}: no image for platform {os_name}/{arch} in its index")
 
 
-def _read_json_blob(layout: Path, descriptor: dict) -> dict:
+def read_json_blob(layout: Path, descriptor: dict) -> dict:
     path = blob_path(layout, descriptor["digest"])
     try:
         data = path.read_bytes()
