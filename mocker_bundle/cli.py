@@ -33,11 +33,12 @@ def build_parser():
     where.add_argument("--copy", action="store_true",
                        help="a plain directory rootfs instead of an overlay mount")
     where.add_argument("--platform", metavar="OS/ARCH", help="choose in a multi-platform image")
-    where.add_argument("--remove", metavar="DIR", type=Path,
-                       help="unmount and delete a bundle made by mocker-bundle, then exit")
-    where.add_argument("--prune", action="store_true",
-                       help="delete cached layers that no image in the store and no "
-                            "mounted bundle uses, then exit")
+    instead = where.add_mutually_exclusive_group()
+    instead.add_argument("--remove", metavar="DIR", type=Path,
+                         help="unmount and delete a bundle made by mocker-bundle, then exit")
+    instead.add_argument("--prune", action="store_true",
+                         help="delete cached layers that no image in the store and no "
+                              "mounted bundle uses, then exit")
     # Off by default: config.json comes from a pure, tested converter, and importing
     # jsonschema would cost a warm bundle about half its time.
     where.add_argument("--validate", action="store_true",
@@ -110,6 +111,4 @@ def prune(args) -> int:
 def main(argv=None) -> int:
     args = cli.parse(build_parser(), argv)
     cli.setup_logging(args.verbose)
-    if args.remove and args.prune:
-        build_parser().error("--remove and --prune do not go together")
     return cli.run(PROG, remove if args.remove else prune if args.prune else make, args)

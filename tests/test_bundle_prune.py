@@ -11,22 +11,12 @@ import pytest
 from mocker_common.errors import ExitCode
 from tests.conftest import need_root, need_tool
 from tests.fixtures import images as fx
-from tests.test_bundle_helpers import remove_bundle, run_bundle
+from tests.test_bundle_helpers import bundles, make, remove_bundle, root, run_bundle  # noqa: F401
 
 
-@pytest.fixture
-def root(tmp_path):
-    """A private MOCKER_ROOT: its images/ (the store), layers/ and containers/ start empty."""
+@pytest.fixture(autouse=True)
+def as_root():
     need_root()
-    return tmp_path / "root"
-
-
-@pytest.fixture
-def bundles(root):
-    made = []
-    yield made
-    for bundle in made:
-        remove_bundle(bundle, root)
 
 
 def one_layer_image(unique: str, name: str) -> fx.Image:
@@ -36,12 +26,6 @@ def one_layer_image(unique: str, name: str) -> fx.Image:
 
 def cached(root: Path, image: fx.Image) -> Path:
     return root / "layers" / "sha256" / image.diff_ids[0].split(":")[1]
-
-
-def make(bundles, root, source: str) -> Path:
-    bundle = Path(run_bundle("--network", "none", source, root=root).stdout.strip())
-    bundles.append(bundle)
-    return bundle
 
 
 def prune(root: Path, check: bool = True):
