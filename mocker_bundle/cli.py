@@ -40,7 +40,7 @@ def build_parser():
                          help="delete cached layers that no image in the store and no "
                               "mounted bundle uses, then exit")
     # Off by default: config.json comes from a pure, tested converter, and importing
-    # jsonschema would cost a warm bundle about half its time.
+    # jsonschema would more than double the time of a warm bundle.
     where.add_argument("--validate", action="store_true",
                        help="also check config.json against the runtime-spec's JSON schema")
     run = parser.add_argument_group("container (as docker run)")
