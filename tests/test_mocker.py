@@ -309,6 +309,11 @@ def test_stop_signal_and_restart(cleanup, unique):
     mocker("restart", unique, check=True)
     assert next(r for r in ps_rows() if r["NAMES"] == unique)["STATUS"].startswith("Up ")
     assert mocker("kill", "-s", "USR1", unique).returncode == 0
+    # rm -f while it ends by itself: the runtime may have forgotten it already,
+    # its monitor not yet recorded the end.
+    removed = mocker("rm", "-f", unique)
+    assert removed.returncode == 0, removed.stderr
+    assert unique not in [r["NAMES"] for r in ps_rows("-a")]
 
 
 def test_killed_monitor_container_still_listed_and_removable(cleanup, network, unique):  # noqa: F811

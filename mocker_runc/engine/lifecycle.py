@@ -22,6 +22,7 @@ log = logging.getLogger("mocker")
 # killed first): docker reports the same 255 when it loses a shim.
 LOST_EXIT = 255
 POLL = 0.02
+ENDING = 5.0   # seconds a monitor may take to record an end the runtime has seen
 
 
 def refresh(record: Record) -> Record:
@@ -60,7 +61,9 @@ def _signal(record: Record, signal_name: str) -> None:
     try:
         runtime.kill(record.id, signal_name)
     except MockerError:
-        if is_running(records.load(record.id)):
+        # The runtime forgets a container before its monitor records the end
+        # (poststop hooks run in between): give the monitor a moment to do so.
+        if not wait_exit(record, ENDING):
             raise
 
 
