@@ -15,6 +15,7 @@ in its `credHelpers` or `credsStore` (see credhelper.py), else its `auths`.
 """
 
 import base64
+import http.client
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ log = logging.getLogger("mocker.fetch")
 # Docker stores Docker Hub credentials under its old v1 URL.
 _DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io",
                     "registry-1.docker.io")
+MAX_TOKEN_ANSWER = 1 << 20   # bytes: a token answer is a small JSON object
 _PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
 
 
@@ -128,8 +130,8 @@ def _entry_credentials(entry: dict, path: Path) -> Credentials | None:
 class Authenticator:
     """Answers challenges and remembers the Authorization header per scope."""
 
-    def __init__(self, session, credentials: Credentials | None, host: str = "the registry"):
-        self.session = session
+    def __init__(self, transport, credentials: Credentials | None, host: str = "the registry"):
+        self.transport = transport
         self.host = host
         self.credentials = credentials
         self._headers: dict[str, str] = {}
@@ -169,16 +171,16 @@ class Authenticator:
         log.info("GET %s (token for %s%s)", realm, query["scope"],
                  ", as " + self.credentials.username if self.credentials else ", anonymous")
         try:
-            response = self.session.get(realm, params=query, headers=headers, timeout=30)
-        except Exception as err:  # requests' errors; requests is imported lazily
+            with self.transport.request("GET", realm, headers, params=query) as response:
+                status, body = response.status_code, response.read(MAX_TOKEN_ANSWER)
+        except (OSError, ValueError, http.client.HTTPException) as err:
             raise Unauthorized(f"cannot reach token server {realm}: {err}") from None
-        if response.status_code in (401, 403):
-            raise Unauthorized(f"the token server refused the credentials "
-                               f"(HTTP {response.status_code})")
-        if response.status_code != 200:
-            raise Unauthorized(f"token server {realm} answered HTTP {response.status_code}")
+        if status in (401, 403):
+            raise Unauthorized(f"the token server refused the credentials (HTTP {status})")
+        if status != 200:
+            raise Unauthorized(f"token server {realm} answered HTTP {status}")
         try:
-            body = response.json()
-            return body.get("token") or body["access_token"]
+            answer = json.loads(body)
+            return answer.get("token") or answer["access_token"]
         except (ValueError, KeyError, AttributeError):
             raise Unauthorized(f"token server {realm} sent no token") from None
