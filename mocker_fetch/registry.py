@@ -75,6 +75,7 @@ class Registry:
                                    timeout=TIMEOUT)
         self.auth = Authenticator(self.transport, credentials, host)
         self.base_url = base_url.rstrip("/") if base_url else None
+        self._challenge: str | None = None    # the ping's WWW-Authenticate, if any
 
     # -- the three calls -------------------------------------------------------------
 
@@ -92,13 +93,14 @@ class Registry:
             base = self.base_url or f"{scheme}://{self.host}"
             try:
                 with self._send("GET", f"{base}/v2/", {}) as response:
-                    response.read()
+                    response.read(1 << 16)
             except NETWORK_ERRORS as err:
                 log.debug("%s: %s", base, err)
-                last = err
+                last = last or err   # the preferred scheme's failure says most
                 continue
             if response.status_code in (200, 401):
                 self.base_url = base
+                self._challenge = response.headers.get("WWW-Authenticate")
                 return
             last = f"HTTP {response.status_code} from {base}/v2/ (not a registry API?)"
         raise Unreachable(f"cannot reach registry {self.host}: {_reason(last)}")
@@ -189,7 +191,7 @@ class Registry:
 
     def _authorized(self, method, url, scope, headers):
         """Send with the scope's known credentials; on 401, answer the challenge once."""
-        known = self.auth.header_for(scope)
+        known = self.auth.header_for(scope) or self._answer_in_advance(scope)
         if known:
             headers["Authorization"] = known
         response = self._send_or_unreachable(method, url, headers)
@@ -207,6 +209,15 @@ class Registry:
             raise Unauthorized(f"{self.host} refused {who} to {scope.split(':')[1]} "
                                "(does it exist? is a login needed?)")
         return response
+
+    def _answer_in_advance(self, scope: str) -> str | None:
+        """Answer the ping's challenge for scope before a request meets it again
+        (as Docker does): saves each scope's first request a 401 round trip.
+        Basic without credentials waits: the repository may be public."""
+        challenge = self._challenge
+        if not challenge or (challenge.lower().startswith("basic") and not self.auth.credentials):
+            return None
+        return self.auth.answer(challenge, scope)
 
     def _send_or_unreachable(self, method, url, headers):
         try:

@@ -150,7 +150,12 @@ class Transport:
         connection.via_http_proxy = bool(proxy) and scheme == "http"
         connection.proxy_headers = _proxy_auth(proxy) if proxy else {}
         log.debug("  (new connection to %s%s)", netloc, f" through {proxy}" if proxy else "")
-        connection.connect()
+        try:
+            connection.connect()
+        except OSError as err:
+            if not proxy:
+                raise
+            raise ConnectionError(f"{err}, via proxy {proxy}") from None
         connection.sock.settimeout(self.read_timeout)
         return connection
 
