@@ -15,6 +15,8 @@ Authorization away from other hosts.
 import http.client
 import json
 import logging
+import os
+import socket
 import threading
 from urllib.parse import urlencode, urlsplit
 
@@ -147,6 +149,7 @@ class Transport:
                 connection.set_tunnel(*_host_port(netloc, 443), headers=_proxy_auth(proxy))
         else:
             connection = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+        connection._create_connection = _create_connection
         connection.via_http_proxy = bool(proxy) and scheme == "http"
         connection.proxy_headers = _proxy_auth(proxy) if proxy else {}
         log.debug("  (new connection to %s%s)", netloc, f" through {proxy}" if proxy else "")
@@ -171,6 +174,17 @@ class Transport:
         return self._tls
 
 
+def _create_connection(address, *args, **kwargs):
+    """socket.create_connection, with an ASCII host name given as bytes: for a str,
+    getaddrinfo loads the IDNA codec (~5 ms) even when nothing needs encoding."""
+    host, port = address
+    try:
+        host = host.encode("ascii")
+    except UnicodeEncodeError:
+        pass   # an internationalised name: the codec is needed
+    return socket.create_connection((host, port), *args, **kwargs)
+
+
 def _host_port(netloc_or_url: str, default: int) -> tuple[str, int]:
     parts = urlsplit(netloc_or_url if "://" in netloc_or_url else f"//{netloc_or_url}")
     return parts.hostname, parts.port or default
@@ -180,7 +194,9 @@ def _proxy_for(scheme: str, netloc: str) -> str | None:
     """The proxy URL the environment names for this scheme and host, if any
     (HTTP_PROXY, HTTPS_PROXY, NO_PROXY; as curl, Docker and requests read them).
     The proxy is spoken to in plain HTTP; HTTPS goes through it with CONNECT."""
-    import urllib.request   # only its environment parsing; cheap next to http.client
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return None   # the usual case, without importing urllib.request (~3 ms)
+    import urllib.request   # for its parsing of the environment
     proxy = urllib.request.getproxies().get(scheme)
     if not proxy or urllib.request.proxy_bypass(netloc.rsplit(":", 1)[0]):
         return None
