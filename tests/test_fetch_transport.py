@@ -1,7 +1,10 @@
 """mocker-fetch's HTTP transport as a user sees it: keep-alive connections, and the
 HTTP_PROXY / NO_PROXY environment, through a small forward proxy on loopback."""
 
+import contextlib
 import http.client
+import ssl
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -14,11 +17,12 @@ _FORWARDED = ("Content-Type", "Content-Length", "Docker-Content-Digest", "WWW-Au
               "Location", "Content-Range")
 
 
-class ForwardProxy:
-    """An HTTP/1.1 forward proxy (absolute-URL requests), recording each request
-    as (client port, URL): one port per TCP connection the client opened."""
+class Relay:
+    """An HTTP/1.1 relay: a forward proxy for absolute-URL requests, and for others a
+    reverse proxy to `upstream` (over TLS with `certificate`, a (cert, key) pair).
+    Each request is recorded as (client port, URL): one port per TCP connection."""
 
-    def __init__(self):
+    def __init__(self, upstream: str | None = None, certificate: tuple | None = None):
         self.seen: list[tuple[int, str]] = []
         proxy = self
 
@@ -30,17 +34,17 @@ class ForwardProxy:
 
             def do_GET(self):
                 proxy.seen.append((self.client_address[1], self.path))
-                target = urlsplit(self.path)
-                upstream = http.client.HTTPConnection(target.netloc, timeout=30)
+                target = urlsplit(self.path if "://" in self.path else f"//{upstream}{self.path}")
+                upstream_connection = http.client.HTTPConnection(target.netloc, timeout=30)
                 try:
-                    upstream.request("GET", target.path + (f"?{target.query}" if target.query
+                    upstream_connection.request("GET", target.path + (f"?{target.query}" if target.query
                                                            else ""),
                                      headers={k: v for k, v in self.headers.items()
                                               if k.lower() not in ("host", "connection")})
-                    answer = upstream.getresponse()
+                    answer = upstream_connection.getresponse()
                     body = answer.read()
                 finally:
-                    upstream.close()
+                    upstream_connection.close()
                 self.send_response(answer.status)
                 for name in _FORWARDED:
                     if answer.getheader(name) is not None and name != "Content-Length":
@@ -51,22 +55,46 @@ class ForwardProxy:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if certificate:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*certificate)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://{self.host}"
+
+
+@contextlib.contextmanager
+def running(relay: Relay):
+    relay.thread.start()
+    try:
+        yield relay
+    finally:
+        relay.server.shutdown()
+        relay.server.server_close()
 
 
 @pytest.fixture
 def proxy():
-    forward = ForwardProxy()
-    forward.thread.start()
-    try:
-        yield forward
-    finally:
-        forward.server.shutdown()
-        forward.server.server_close()
+    with running(Relay()) as relay:
+        yield relay
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1: (cert, key) paths."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
 
 
 def proxy_env(url: str, no_proxy: str = "") -> dict:
@@ -115,3 +143,27 @@ def test_a_token_pull_asks_for_no_more_than_it_needs(token_registry, tmp_path):
     image = reg.images["layered:latest"]
     assert len(requests) == 1 + 1 + 1 + 1 + len(image.layers), requests  # ping, token,
     assert requests[0].endswith("/v2/")                                 # manifest, blobs
+
+
+def test_a_loopback_registry_behind_tls_is_pulled_over_https(registry, certificate, tmp_path):
+    # Loopback registries may be unverified (as Docker allows): plain HTTP is tried
+    # first, fails against a TLS port, and HTTPS follows.
+    with running(Relay(registry.host, certificate)) as front:
+        layout = tmp_path / "layout"
+        result = fetch("-v", "--layout", layout, f"{front.host}/library/busybox")
+        assert f"GET https://{front.host}/v2/library/busybox/manifests/latest" in result.stderr
+        assert_all_blobs_verified(layout)
+        assert any("/blobs/" in url for _, url in front.seen)
+
+
+def test_tls_is_verified_against_the_system_ca_store(registry, certificate, monkeypatch):
+    from mocker_fetch.transport import Transport
+    with running(Relay(registry.host, certificate)) as front:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            Transport("test").request("GET", f"https://{front.host}/v2/")
+        with Transport("test", verify=False).request("GET", f"https://{front.host}/v2/") as answer:
+            assert answer.status_code == 200   # --insecure
+        # SSL_CERT_FILE replaces the system store (OpenSSL reads it): now it is trusted.
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+        with Transport("test").request("GET", f"https://{front.host}/v2/") as answer:
+            assert answer.status_code == 200
