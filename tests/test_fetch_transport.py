@@ -167,3 +167,35 @@ def test_tls_is_verified_against_the_system_ca_store(registry, certificate, monk
         monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
         with Transport("test").request("GET", f"https://{front.host}/v2/") as answer:
             assert answer.status_code == 200
+
+
+def test_a_keep_alive_connection_the_server_closed_is_replaced():
+    # Servers close idle keep-alive connections when they like; the next request on
+    # one must go out again on a new connection, not fail the pull.
+    import socket
+    from mocker_fetch.transport import Transport
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve_one_request_per_connection():
+        for _ in range(2):
+            connection, _ = listener.accept()
+            accepted.append(connection)
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            # closed without "Connection: close": the client thinks it may reuse it
+
+    server = threading.Thread(target=serve_one_request_per_connection, daemon=True)
+    server.start()
+    transport = Transport("test")
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v2/"
+    try:
+        for _ in range(2):
+            with transport.request("GET", url) as answer:
+                assert answer.read() == b"ok"
+    finally:
+        transport.close()
+        server.join(timeout=10)
+        listener.close()
+    assert len(accepted) == 2
