@@ -7,26 +7,22 @@ Volumes.
 """
 
 import json
-import logging
 import os
 import re
 import resource
 import shutil
-import subprocess
 from pathlib import Path
 
 from mocker_common.errors import Conflict, MockerError, NotFound
-from mocker_common.files import atomic_write_json
 
-from . import mount
-from .cache import ensure_layer, remove_tree
+from . import log, mount
+from .cache import ensure_layer, gc_lock, remove_tree
 from .convert import NETWORK_ANNOTATION, runtime_config
 from .image import Image
 from .options import BundleOptions
 from .profile import DEFAULT_CAPABILITIES, DEFAULT_NOFILE
 from .rootdir import RootDir, container_parts, make_dirs_in_root, read_file_in_root
 
-log = logging.getLogger("mocker.bundle")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -44,19 +40,21 @@ def container_id(name: str | None, bundle_dir: Path | None) -> str:
 def host_defaults(opts: BundleOptions, bundle_dir: Path) -> BundleOptions:
     """Fill in what depends on this host: rlimits, mocker-net's path, the seccomp profile."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    opts.nofile = DEFAULT_NOFILE if hard == resource.RLIM_INFINITY else min(DEFAULT_NOFILE, hard)
+    filled = {"nofile": DEFAULT_NOFILE if hard == resource.RLIM_INFINITY
+              else min(DEFAULT_NOFILE, hard),
+              "volumes_dir": str(bundle_dir / "volumes")}
     if opts.network == "bridge" and opts.net_command is None:
         found = shutil.which("mocker-net")
-        opts.net_command = os.path.abspath(found) if found else None
-    opts.volumes_dir = str(bundle_dir / "volumes")
+        filled["net_command"] = os.path.abspath(found) if found else None
     if opts.seccomp is None:
         try:
-            from mocker_runc.seccomp import default_profile  # written by mocker-runc's helpers
+            # mocker-runc's profile itself, not mocker_runc.seccomp: that loads libseccomp.
+            from mocker_runc.seccomp_profile import build
         except ImportError:
             pass
         else:
-            opts.seccomp = default_profile(list(DEFAULT_CAPABILITIES))
-    return opts
+            filled["seccomp"] = build(list(DEFAULT_CAPABILITIES))
+    return opts._replace(**filled)
 
 
 def create_bundle(image: Image, opts: BundleOptions, bundle_dir: Path, copy: bool = False,
@@ -94,17 +92,18 @@ def _claim_dir(bundle_dir: Path) -> bool:
 def _overlay_rootfs(image: Image, bundle_dir: Path, rootfs: Path) -> None:
     if not image.layers:
         raise MockerError(f"{image.ref} has no layers")
-    lowers = [ensure_layer(image.blob(descriptor), descriptor, diff_id)
-              for descriptor, diff_id in image.layers]
-    # overlayfs refuses a directory twice among its lowers. A layer that comes
-    # again (e.g. the same empty layer) decides every path it names at its top
-    # position, so its lower occurrences change nothing: keep the topmost one.
-    lowers = [path for i, path in enumerate(lowers) if path not in lowers[i + 1:]]
     upper, work = bundle_dir / "upper", bundle_dir / "work"
     upper.mkdir()
     work.mkdir()
     os.chmod(upper, 0o755)      # the rootfs's "/" as the container sees it
-    mount.mount_overlay(rootfs, lowers, upper, work)
+    with gc_lock():
+        lowers = [ensure_layer(image.blob(descriptor), descriptor, diff_id)
+                  for descriptor, diff_id in image.layers]
+        # overlayfs refuses a directory twice among its lowers. A layer that comes
+        # again (e.g. the same empty layer) decides every path it names at its top
+        # position, so its lower occurrences change nothing: keep the topmost one.
+        lowers = [path for i, path in enumerate(lowers) if path not in lowers[i + 1:]]
+        mount.mount_overlay(rootfs, lowers, upper, work)
 
 
 def _copy_rootfs(image: Image, rootfs: Path) -> None:
@@ -127,7 +126,10 @@ def _write_config(image: Image, opts: BundleOptions, bundle_dir: Path, rootfs: P
     if validate:
         from .validate import validate_config
         validate_config(config)
-    atomic_write_json(bundle_dir / "config.json", config)
+    # No temp file and fsync: nobody knows of this bundle before we print its
+    # path, and a failure deletes it whole.
+    with open(bundle_dir / "config.json", "x") as f:
+        f.write(json.dumps(config, indent=2) + "\n")
     log.info("wrote %s: %s as uid %d in %s", bundle_dir / "config.json",
              " ".join(config["process"]["args"]), config["process"]["user"]["uid"],
              config["process"]["cwd"])
@@ -145,6 +147,7 @@ def _make_volume(rootfs: Path, destination: str, source: Path) -> None:
             return
         # The directory was resolved inside the rootfs (as the container sees it);
         # cp reads it through our fd, so a symlink cannot point the copy at the host.
+        import subprocess   # only for images with Volumes
         subprocess.run(["cp", "-a", "--", f"/proc/self/fd/{fd}/.", str(source)],
                        pass_fds=[fd], check=True, capture_output=True)
 

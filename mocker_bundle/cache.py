@@ -2,7 +2,8 @@
 
     layers/sha256/<hex>/     one layer's files, whiteouts as overlayfs markers
     layers/locks/<hex>.lock  held while that layer is being unpacked
-    layers/tmp/unpack-<hex>-*  scratch directories, renamed into place when complete
+    layers/gc.lock           held shared by bundles being made, exclusively by --prune
+    layers/tmp/unpack-<hex>  a scratch directory, renamed into place when complete
     layers/l/<hex[:12]>      a short symlink to sha256/<hex>: more layers fit in the one
                              page of mount options (as Docker's overlay2 does)
 
@@ -10,7 +11,6 @@ A cache entry appears by rename(2) only after its digests were checked, so a
 directory under sha256/ is always a whole, verified layer.
 """
 
-import logging
 import os
 from pathlib import Path
 
@@ -18,9 +18,15 @@ from mocker_common import paths
 from mocker_common.digest import parse_digest
 from mocker_common.files import locked
 
+from . import log
 from .rootdir import remove_at
 
-log = logging.getLogger("mocker.bundle")
+
+def gc_lock(exclusive: bool = False):
+    """A bundle being made holds this shared, from choosing its layers until its
+    overlay is mounted (from then on, mountinfo names them); prune.py holds it
+    exclusively, so it never deletes a layer a bundle is about to mount."""
+    return locked(paths.layer_cache() / "gc.lock", shared=not exclusive)
 
 
 def cached_layer_path(diff_id: str) -> Path:
@@ -61,27 +67,27 @@ def _unpack_into_cache(blob: Path, descriptor: dict, diff_id: str, final: Path) 
         scratch = _scratch_dir(final.name)
         try:
             os.chmod(scratch, 0o755)    # the layer's own "./" entry may change this
-            unpack_verified(blob, descriptor, diff_id, Path(scratch), overlay=True)
+            unpack_verified(blob, descriptor, diff_id, scratch, overlay=True)
             os.rename(scratch, final)
         except BaseException:
             remove_tree(scratch)
             raise
 
 
-def _scratch_dir(hexpart: str) -> str:
-    """A new scratch directory for this layer; call with the layer's lock held.
+def _scratch_dir(hexpart: str) -> Path:
+    """A new, empty scratch directory for this layer; call with the layer's lock held.
 
-    Scratch directories of this layer left by a killed mocker-bundle are removed
-    first: holding the lock, we know nobody is still writing them.
+    Holding the lock, we are the only one unpacking this layer, so one fixed
+    name is enough; one left by a killed mocker-bundle is removed first.
     """
-    import tempfile
     tmp = paths.layer_cache() / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    prefix = f"unpack-{hexpart}-"
-    for stale in tmp.glob(prefix + "*"):
+    for stale in tmp.glob(f"unpack-{hexpart}*"):
         log.info("removing %s, left by an interrupted unpack", stale)
         remove_tree(stale)
-    return tempfile.mkdtemp(dir=tmp, prefix=prefix)
+    scratch = tmp / f"unpack-{hexpart}"
+    scratch.mkdir()
+    return scratch
 
 
 def remove_tree(path) -> None:

@@ -6,9 +6,9 @@ checked against the digest its descriptor gives.
 """
 
 import json
-import platform as host_platform
-from dataclasses import dataclass
+import os
 from pathlib import Path
+from typing import NamedTuple
 
 from mocker_common import mediatypes as mt
 from mocker_common import paths
@@ -22,14 +22,12 @@ _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "ar
            "riscv64": "riscv64"}
 
 
-@dataclass
-class ImageSource:
+class ImageSource(NamedTuple):
     layout: Path
     ref: str | None          # None: the layout's only image
 
 
-@dataclass
-class Image:
+class Image(NamedTuple):
     """A resolved image: its config and its layers with their uncompressed digests."""
 
     layout: Path
@@ -56,7 +54,7 @@ def parse_source(text: str) -> ImageSource:
 
 
 def default_platform() -> tuple[str, str]:
-    machine = host_platform.machine()
+    machine = os.uname().machine
     return "linux", _GOARCH.get(machine, machine)
 
 
@@ -71,15 +69,15 @@ def open_image(source: ImageSource, platform: tuple[str, str] | None = None) -> 
         raise Corrupt(f"{layout}/index.json is not valid JSON: {err}") from None
     descriptor, ref = _find_ref(index.get("manifests", []), source, layout)
     manifest_digest = descriptor["digest"]
-    manifest = _read_json_blob(layout, descriptor)
+    manifest = read_json_blob(layout, descriptor)
     while manifest.get("mediaType", descriptor.get("mediaType")) in mt.INDEXES:
         descriptor = _choose_platform(manifest, platform or default_platform(), ref)
         manifest_digest = descriptor["digest"]
-        manifest = _read_json_blob(layout, descriptor)
+        manifest = read_json_blob(layout, descriptor)
     media_type = manifest.get("mediaType", descriptor.get("mediaType"))
     if media_type not in mt.MANIFESTS:
         raise MockerError(f"{ref}: unsupported manifest media type {media_type!r}")
-    config = _read_json_blob(layout, manifest["config"])
+    config = read_json_blob(layout, manifest["config"])
     layers = manifest.get("layers", [])
     diff_ids = config.get("rootfs", {}).get("diff_ids", [])
     if len(diff_ids) != len(layers):
@@ -120,7 +118,7 @@ def _choose_platform(index: dict, platform: tuple[str, str], ref: str) -> dict:
     raise NotFound(f"{ref}: no image for platform {os_name}/{arch} in its index")
 
 
-def _read_json_blob(layout: Path, descriptor: dict) -> dict:
+def read_json_blob(layout: Path, descriptor: dict) -> dict:
     path = blob_path(layout, descriptor["digest"])
     try:
         data = path.read_bytes()

@@ -1,13 +1,13 @@
 """overlayfs mounts for bundle root filesystems (mount(2)/umount2(2) through libc)."""
 
 import ctypes
-import logging
 import os
 from pathlib import Path
 
 from mocker_common.errors import MockerError
 
-log = logging.getLogger("mocker.bundle")
+from . import log
+
 MNT_DETACH = 2
 # mount(2) takes its options as one page: this bounds the lowerdir list.
 MAX_OPTIONS = 4095
@@ -74,3 +74,40 @@ def mounts_under(path: Path) -> list[str]:
     """Mount points inside directory path (not path itself)."""
     prefix = os.path.realpath(path).rstrip("/") + "/"
     return [point for point in _mount_points() if point.startswith(prefix)]
+
+
+def overlay_lower_dirs() -> set[str]:
+    """The lower directories of every overlay mount on the host, as the mounts
+    name them (ours: `l/<12 hex>`, relative to the layer cache).
+
+    Every mount namespace is read, not only ours: a container's own namespace
+    keeps its rootfs overlay after the bundle's mount was lazily unmounted.
+    """
+    lowers = set()
+    for table in _mount_tables():
+        for line in table.splitlines():
+            # mountinfo: ... - FSTYPE SOURCE SUPER_OPTIONS
+            _, separator, tail = line.partition(" - ")
+            fields = tail.split()
+            if not separator or len(fields) < 3 or fields[0] != "overlay":
+                continue
+            for option in fields[2].split(","):
+                if option.startswith("lowerdir="):
+                    lowers.update(p for p in option[len("lowerdir="):].split(":") if p)
+    return lowers
+
+
+def _mount_tables():
+    """/proc/PID/mountinfo once for each mount namespace that a process is in."""
+    seen = set()
+    for pid in ["self"] + [name for name in os.listdir("/proc") if name.isdigit()]:
+        try:
+            namespace = os.stat(f"/proc/{pid}/ns/mnt").st_ino
+            if namespace in seen:
+                continue
+            with open(f"/proc/{pid}/mountinfo") as f:
+                table = f.read()
+        except OSError:
+            continue    # the process exited meanwhile
+        seen.add(namespace)
+        yield table

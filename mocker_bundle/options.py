@@ -4,7 +4,7 @@ Pure functions: no I/O, so convert.py and its tests get exact, typed inputs.
 """
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mocker_common.errors import MockerError
 
@@ -15,8 +15,7 @@ _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _PORT = re.compile(r"^(?:(?P<ip>[0-9.]+):)?(?P<host>\d+):(?P<ctr>\d+)(?:/(?P<proto>tcp|udp))?$")
 
 
-@dataclass
-class Bind:
+class Bind(NamedTuple):
     """-v SOURCE:DESTINATION[:ro]"""
 
     source: str
@@ -24,25 +23,26 @@ class Bind:
     readonly: bool = False
 
 
-@dataclass
-class BundleOptions:
+# NamedTuples, not dataclasses: importing dataclasses (with inspect) costs a
+# warm bundle ~5 ms; typing is loaded anyway, for image references.
+class BundleOptions(NamedTuple):
     container_id: str
-    command: list = field(default_factory=list)      # replaces the image's Cmd
-    entrypoint: str | None = None                    # None: the image's; "": none
-    env: list = field(default_factory=list)          # KEY=VALUE, override the image's Env
+    command: list | tuple = ()                   # replaces the image's Cmd
+    entrypoint: str | None = None                # None: the image's; "": none
+    env: list | tuple = ()                       # KEY=VALUE, override the image's Env
     user: str | None = None
     workdir: str | None = None
     hostname: str | None = None
     tty: bool = False
     read_only: bool = False
-    memory: int | None = None                        # bytes
+    memory: int | None = None                    # bytes
     cpus: float | None = None
     pids_limit: int | None = None
-    binds: list = field(default_factory=list)        # [Bind]
+    binds: list | tuple = ()                     # [Bind]
     network: str = "bridge"
-    ports: list = field(default_factory=list)        # "[hostIP:]hostPort:containerPort[/proto]"
-    net_command: str | None = None                   # absolute path of mocker-net (bridge mode)
-    volumes_dir: str | None = None                   # where the image's Volumes get directories
+    ports: list | tuple = ()                     # "[hostIP:]hostPort:containerPort[/proto]"
+    net_command: str | None = None               # absolute path of mocker-net (bridge mode)
+    volumes_dir: str | None = None               # where the image's Volumes get directories
     seccomp: dict | None = None
     nofile: int = DEFAULT_NOFILE
 

@@ -6,13 +6,12 @@ never the host's. A user given by name (and no group) also gets the
 supplementary groups that list it as a member.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mocker_common.errors import MockerError
 
 
-@dataclass
-class ExecUser:
+class ExecUser(NamedTuple):
     uid: int
     gid: int
     additional_gids: list

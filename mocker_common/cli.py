@@ -3,7 +3,6 @@ argcomplete, logging to stderr, and one-line errors with named exit codes.
 """
 
 import argparse
-import logging
 import os
 import sys
 
@@ -36,6 +35,12 @@ def setup_logging(verbose: int) -> None:
     from_env = os.environ.get("MOCKER_VERBOSE", "")
     if from_env.isdigit():
         verbose = max(verbose, int(from_env))
+    if verbose <= 0 and "logging" not in sys.modules:
+        # Nothing imported logging, so nothing logs yet; a module that does later
+        # prints WARNING and above as basicConfig would ("%(message)s" on stderr),
+        # and this command skips importing logging (~5 ms).
+        return
+    import logging
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
 

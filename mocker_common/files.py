@@ -4,7 +4,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -14,6 +13,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     The data goes to a temp file in the same directory, is flushed to disk,
     and then renamed over path (rename(2) is atomic within a filesystem).
     """
+    import tempfile  # here: it imports shutil and random, which locked() users need not load
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mocker_common.errors import ExitCode
-from tests.test_bundle_helpers import kind_of, remove_bundle, run_bundle
+from tests.test_bundle_helpers import bundles, kind_of, make, root, run_bundle  # noqa: F401 (fixtures)
 from tests.conftest import need_root
 from tests.fixtures import images as fx
 
@@ -42,28 +42,6 @@ def layout(tmp_path_factory):
                 fx.symlink("escape", "/etc")])],
             config={"Volumes": {"/seeded": {}, "/empty": {}, "/escape": {}}}),
     })
-
-
-@pytest.fixture
-def root(tmp_path):
-    """A private MOCKER_ROOT: its containers/ and layers/ start empty."""
-    return tmp_path / "root"
-
-
-@pytest.fixture
-def bundles(root):
-    """Collects bundles a test makes and removes them (unmounting) even on failure."""
-    made = []
-    yield made
-    for bundle in made:
-        remove_bundle(bundle, root)
-
-
-def make(bundles, root, *args, stdin=None):
-    result = run_bundle("--network", "none", *args, root=root, stdin=stdin)
-    bundle = Path(result.stdout.strip())
-    bundles.append(bundle)
-    return bundle
 
 
 def check_layered_tree(rootfs: Path) -> None:

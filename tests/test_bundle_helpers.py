@@ -1,4 +1,5 @@
-"""Shared helpers of the mocker-bundle tests (no tests here): run the command, read trees."""
+"""Shared helpers of the mocker-bundle tests (no tests here): run the command, read trees;
+the fixtures `root` (a private MOCKER_ROOT) and `bundles` (removed after the test)."""
 
 import os
 import stat
@@ -6,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 
 
 def run_bundle(*args, root: Path, stdin: str | None = None, check: bool = True):
@@ -22,6 +22,29 @@ def run_bundle(*args, root: Path, stdin: str | None = None, check: bool = True):
 def remove_bundle(bundle: Path, root: Path) -> None:
     if Path(bundle).exists():
         run_bundle("--remove", bundle, root=root, check=False)
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A private MOCKER_ROOT: its images/, containers/ and layers/ start empty."""
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def bundles(root):
+    """Collects bundles a test makes and removes them (unmounting) even on failure."""
+    made = []
+    yield made
+    for bundle in made:
+        remove_bundle(bundle, root)
+
+
+def make(bundles, root, *args, stdin=None) -> Path:
+    """mocker-bundle --network none ARGS: the new bundle, removed after the test."""
+    result = run_bundle("--network", "none", *args, root=root, stdin=stdin)
+    bundle = Path(result.stdout.strip())
+    bundles.append(bundle)
+    return bundle
 
 
 def snapshot(directory: Path) -> dict:
