@@ -27,6 +27,9 @@ NETWORK_ERRORS = (OSError, http.client.HTTPException)
 
 REDIRECTS = (301, 302, 303, 307, 308)
 
+# What a request on a kept-alive connection meets when the server has closed it.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
 log = logging.getLogger("mocker.fetch")
 
 
@@ -97,19 +100,17 @@ class Transport:
         key = (parts.scheme, parts.netloc)
         headers = {"User-Agent": self.user_agent, **(headers or {})}
         connection, reused = self._take(key)
-        try:
-            answer = self._exchange(connection, method, target, headers, key)
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            connection.close()
-            if not reused:
-                raise
-            # The server closed an idle keep-alive connection: say it again on a new one.
-            connection = self._connect(key)
-            answer = self._exchange(connection, method, target, headers, key)
-        except BaseException:
-            connection.close()
-            raise
-        return Response(self, key, connection, answer)
+        while True:
+            try:
+                answer = self._exchange(connection, method, target, headers, key)
+            except BaseException as err:
+                connection.close()
+                if not (reused and isinstance(err, _STALE)):
+                    raise
+                # The server closed an idle keep-alive connection: say it again on a new one.
+                connection, reused = self._connect(key), False
+            else:
+                return Response(self, key, connection, answer)
 
     def put_back(self, key, connection) -> None:
         with self._lock:
