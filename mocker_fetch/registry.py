@@ -71,9 +71,12 @@ class Registry:
                  credentials: Credentials | None = None, base_url: str | None = None):
         self.host = host
         self.insecure = insecure or is_loopback(host)
-        self.transport = Transport(f"mocker-fetch/{__version__}", verify=not self.insecure,
-                                   timeout=TIMEOUT)
-        self.auth = Authenticator(self.transport, credentials, host)
+        agent = f"mocker-fetch/{__version__}"
+        self.transport = Transport(agent, verify=not self.insecure, timeout=TIMEOUT)
+        # The token server is another host: a loopback registry's leniency does not
+        # extend to it, only the user's --insecure does.
+        self.auth = Authenticator(Transport(agent, verify=not insecure, timeout=TIMEOUT),
+                                  credentials, host)
         self.base_url = base_url.rstrip("/") if base_url else None
         self._challenge: str | None = None    # the ping's WWW-Authenticate, if any
 
