@@ -47,7 +47,164 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, width=columns - 2)   # argparse's own margin
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _id(p):
+    p.add_argument("id", metavar="CONTAINER_ID")
+
+
+def _creating(p):
+    _id(p)
+    p.add_argument("-b", "--bundle", default=".", help="bundle directory (default: .)")
+    p.add_argument("--console-socket", help="unix socket that receives the pty master")
+    p.add_argument("--pid-file", help="write the container process's pid here")
+    p.add_argument("--no-pivot", action="store_true", help="chroot instead of pivot_root")
+    p.add_argument("--no-new-keyring", action="store_true",
+                   help="keep our session keyring (default: a new one, _ses.ID)")
+    p.add_argument("--preserve-fds", type=int, default=0, metavar="N",
+                   help="also pass our fds 3 .. 3+N-1 to the container's process")
+
+
+def _run_args(p):
+    _creating(p)
+    p.add_argument("-d", "--detach", action="store_true", help="return once it runs")
+    p.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
+
+
+def _kill_args(p):
+    _id(p)
+    p.add_argument("signal", nargs="?", default="SIGTERM", help="name or number (SIGTERM)")
+    p.add_argument("-a", "--all", action="store_true", help="to every process of the container")
+
+
+def _delete_args(p):
+    _id(p)
+    p.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
+
+
+def _list_args(p):
+    p.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    p.add_argument("-q", "--quiet", action="store_true", help="ids only")
+
+
+def _ps_args(p):
+    _id(p)
+    p.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER, help="options for ps(1)")
+
+
+def _exec_args(p):
+    _id(p)
+    p.add_argument("-p", "--process", help="process.json (runtime-spec's process object)")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("--pid-file")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    p.add_argument("--console-socket")
+    p.add_argument("-u", "--user", help="UID[:GID]")
+    p.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
+    p.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE")
+    p.add_argument("--cwd")
+    p.add_argument("-c", "--cap", action="append", default=[], help="add a capability")
+    p.add_argument("--no-new-privs", action="store_true")
+    p.add_argument("--preserve-fds", type=int, default=0, metavar="N",
+                   help="also pass our fds 3 .. 3+N-1 to the new process")
+    p.add_argument("--ignore-paused", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _spec_args(p):
+    p.add_argument("-b", "--bundle", default=".")
+    p.add_argument("--rootless", action="store_true", help=argparse.SUPPRESS)
+
+
+def byte_size(text: str) -> int:
+    """A memory size as runc's update takes it: 1073741824, 1g, 512m, 64KiB, or -1."""
+    digits = text.lower().removesuffix("b").removesuffix("i")
+    scale = 1
+    for power, unit in enumerate("kmgtp", start=1):
+        if digits.endswith(unit):
+            digits, scale = digits[:-1].strip(), 1024 ** power
+    try:
+        return int(float(digits) * scale) if digits != "-1" else -1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
+
+
+# runc update's flags: (flag, type, linux.resources section, key); runc says
+# --cpu-share, docker --cpu-shares: both are taken.
+UPDATE_FLAGS = [
+    ("--memory", byte_size, "memory", "limit"),
+    ("--memory-swap", byte_size, "memory", "swap"),
+    ("--memory-reservation", byte_size, "memory", "reservation"),
+    ("--cpu-share", int, "cpu", "shares"),
+    ("--cpu-quota", int, "cpu", "quota"),
+    ("--cpu-period", int, "cpu", "period"),
+    ("--cpu-burst", int, "cpu", "burst"),
+    ("--cpu-idle", int, "cpu", "idle"),
+    ("--cpu-rt-period", int, "cpu", "realtimePeriod"),
+    ("--cpu-rt-runtime", int, "cpu", "realtimeRuntime"),
+    ("--cpuset-cpus", str, "cpu", "cpus"),
+    ("--cpuset-mems", str, "cpu", "mems"),
+    ("--blkio-weight", int, "blockIO", "weight"),
+    ("--pids-limit", int, "pids", "limit"),
+]
+
+
+def _update_args(p):
+    _id(p)
+    p.add_argument("-r", "--resources",
+                   help="linux.resources JSON file ('-': stdin); the other flags are then ignored")
+    for flag, kind, section, key in UPDATE_FLAGS:
+        names = [flag, "--cpu-shares"] if flag == "--cpu-share" else [flag]
+        p.add_argument(*names, type=kind, dest=key_attr(section, key), metavar="VALUE",
+                       help=f"linux.resources.{section}.{key}")
+    for flag in ("--l3-cache-schema", "--mem-bw-schema"):
+        p.add_argument(flag, help="Intel RDT: not supported")
+
+
+def key_attr(section: str, key: str) -> str:
+    return f"{section}_{key}"
+
+
+# verb -> (help, what adds its arguments)
+VERB_ARGS = {
+    "create": ("create a container; its process waits for `start`", _creating),
+    "start": ("let a created container's process run", _id),
+    "run": ("create and start a container, wait for it, delete it", _run_args),
+    "state": ("print the container's state as JSON", _id),
+    "kill": ("send a signal to the container's process", _kill_args),
+    "delete": ("delete a stopped container (--force: any)", _delete_args),
+    "list": ("list containers", _list_args),
+    "ps": ("list the processes of a container", _ps_args),
+    "exec": ("run a new process in a running container", _exec_args),
+    "spec": ("write a default config.json", _spec_args),
+    "features": ("print what this runtime supports (JSON)", lambda p: None),
+    "update": ("change the cgroup limits of a running container", _update_args),
+    "pause": ("freeze every process of the container", _id),
+    "resume": ("thaw a paused container", _id),
+}
+
+# global flags that take a value (`--root DIR`): the word after them is not the verb
+_GLOBAL_VALUES = {"--root", "--log", "--log-format", "--rootless", "--criu"}
+
+
+def chosen_verb(argv: list[str]) -> str | None:
+    """The verb in argv, if one is named before any help flag (else None)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-h", "--help"):
+            return None
+        if word in _GLOBAL_VALUES:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in VERB_ARGS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """runc's global flags and verbs; with `only`, just that verb's subparser.
+
+    argparse makes a parser object per verb and a formatter per argument:
+    building all 14 verbs costs each `run` a few ms, for flags it never reads.
+    """
     parser = argparse.ArgumentParser(
         prog=PROG, description="run an OCI runtime bundle in namespaces and cgroups, like runc",
         formatter_class=_HelpFormatter)
@@ -62,67 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rootless", default="auto", help="accepted for compatibility")
     parser.add_argument("--criu", help=argparse.SUPPRESS)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
-
-    def verb(name, help_text, id_arg=True):
-        p = verbs.add_parser(name, help=help_text, description=help_text,
-                             formatter_class=_HelpFormatter)
-        if id_arg:
-            p.add_argument("id", metavar="CONTAINER_ID")
-        return p
-
-    def creating(p):
-        p.add_argument("-b", "--bundle", default=".", help="bundle directory (default: .)")
-        p.add_argument("--console-socket", help="unix socket that receives the pty master")
-        p.add_argument("--pid-file", help="write the container process's pid here")
-        p.add_argument("--no-pivot", action="store_true", help="chroot instead of pivot_root")
-        p.add_argument("--no-new-keyring", action="store_true", help="accepted (no keyring made)")
-        p.add_argument("--preserve-fds", type=int, default=0, help=argparse.SUPPRESS)
-
-    creating(verb("create", "create a container; its process waits for `start`"))
-    verb("start", "let a created container's process run")
-    run = verb("run", "create and start a container, wait for it, delete it")
-    creating(run)
-    run.add_argument("-d", "--detach", action="store_true", help="return once it runs")
-    run.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
-    verb("state", "print the container's state as JSON")
-    kill = verb("kill", "send a signal to the container's process")
-    kill.add_argument("signal", nargs="?", default="SIGTERM", help="name or number (SIGTERM)")
-    kill.add_argument("-a", "--all", action="store_true", help="to every process of the container")
-    delete = verb("delete", "delete a stopped container (--force: any)")
-    delete.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
-    listing = verb("list", "list containers", id_arg=False)
-    listing.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    listing.add_argument("-q", "--quiet", action="store_true", help="ids only")
-    ps = verb("ps", "list the processes of a container")
-    ps.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    ps.add_argument("ps_args", nargs=argparse.REMAINDER, help="options for ps(1)")
-    ex = verb("exec", "run a new process in a running container")
-    ex.add_argument("-p", "--process", help="process.json (runtime-spec's process object)")
-    ex.add_argument("-d", "--detach", action="store_true")
-    ex.add_argument("--pid-file")
-    ex.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
-    ex.add_argument("--console-socket")
-    ex.add_argument("-u", "--user", help="UID[:GID]")
-    ex.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
-    ex.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE")
-    ex.add_argument("--cwd")
-    ex.add_argument("-c", "--cap", action="append", default=[], help="add a capability")
-    ex.add_argument("--no-new-privs", action="store_true")
-    ex.add_argument("--preserve-fds", type=int, default=0, help=argparse.SUPPRESS)
-    ex.add_argument("--ignore-paused", action="store_true", help=argparse.SUPPRESS)
-    ex.add_argument("command", nargs=argparse.REMAINDER)
-    sp = verb("spec", "write a default config.json", id_arg=False)
-    sp.add_argument("-b", "--bundle", default=".")
-    sp.add_argument("--rootless", action="store_true", help=argparse.SUPPRESS)
-    verb("features", "print what this runtime supports (JSON)", id_arg=False)
-    up = verb("update", "change the cgroup limits of a running container")
-    up.add_argument("-r", "--resources", help="linux.resources JSON file ('-': stdin)")
-    for flag, kind in (("--memory", int), ("--memory-swap", int), ("--memory-reservation", int),
-                       ("--cpu-shares", int), ("--cpu-quota", int), ("--cpu-period", int),
-                       ("--cpuset-cpus", str), ("--cpuset-mems", str), ("--pids-limit", int)):
-        up.add_argument(flag, type=kind)
-    verb("pause", "freeze every process of the container")
-    verb("resume", "thaw a paused container")
+    for name, (help_text, add_arguments) in VERB_ARGS.items():
+        if only in (None, name):
+            add_arguments(verbs.add_parser(name, help=help_text, description=help_text,
+                                           formatter_class=_HelpFormatter))
     return parser
 
 
@@ -130,7 +230,8 @@ def main(argv=None) -> int:
     # What is imported by now lives until exit: frozen, the garbage collector
     # skips it in its passes and in the interpreter's teardown (~4 ms a run).
     gc.freeze()
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(chosen_verb(argv)).parse_args(argv)
     log = RunLog(args.log, args.log_format, args.debug)
     try:
         if args.systemd_cgroup:
@@ -165,10 +266,9 @@ def _default_root() -> str:
 # --- one small function per verb ------------------------------------------------------
 
 def _create_options(args) -> container.CreateOptions:
-    if args.preserve_fds:
-        raise MockerError("--preserve-fds is not supported", ExitCode.USAGE)
     return container.CreateOptions(pid_file=args.pid_file, console_socket=args.console_socket,
-                                   no_pivot=args.no_pivot)
+                                   no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
+                                   preserve_fds=container.preserved_fds(args.preserve_fds))
 
 
 def do_create(store, args):
@@ -242,7 +342,8 @@ def do_exec(store, args):
     else:
         proc = _process_from_flags(store, args)
     opts = foreground.ExecOptions(pid_file=args.pid_file, console_socket=args.console_socket,
-                                 detach=args.detach)
+                                 detach=args.detach,
+                                 preserve_fds=container.preserved_fds(args.preserve_fds))
     return foreground.exec_(store, args.id, proc, opts)
 
 
@@ -299,29 +400,24 @@ def do_features(store, args):
     }, indent=2))
 
 
-# runc update's flags -> (linux.resources section, key)
-_UPDATE_FLAGS = {
-    "memory": ("memory", "limit"), "memory_swap": ("memory", "swap"),
-    "memory_reservation": ("memory", "reservation"), "cpu_shares": ("cpu", "shares"),
-    "cpu_quota": ("cpu", "quota"), "cpu_period": ("cpu", "period"),
-    "cpuset_cpus": ("cpu", "cpus"), "cpuset_mems": ("cpu", "mems"),
-    "pids_limit": ("pids", "limit"),
-}
-
-
 def do_update(store, args):
+    if args.l3_cache_schema or args.mem_bw_schema:
+        raise MockerError("Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported",
+                          ExitCode.USAGE)
     resources: dict = {}
     if args.resources:
+        # as runc: resources from a file (or stdin) replace the flags
         source = sys.stdin if args.resources == "-" else open(args.resources)
         with source:
             try:
                 resources = json.load(source)
             except ValueError as err:
                 raise specs.SpecError(f"--resources {args.resources}: not JSON: {err}") from None
-    for attr, (section, key) in _UPDATE_FLAGS.items():
-        value = getattr(args, attr)
-        if value is not None:
-            resources.setdefault(section, {})[key] = value
+    else:
+        for _, _, section, key in UPDATE_FLAGS:
+            value = getattr(args, key_attr(section, key))
+            if value is not None:
+                resources.setdefault(section, {})[key] = value
     container.update(store, args.id, resources)
 
 

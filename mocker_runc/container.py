@@ -14,7 +14,7 @@ import time
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 
-from . import cgroups, init
+from . import cgroups, init, linux
 from . import spec as specs
 from .channel import Channel, InitError
 from .record import Record
@@ -29,6 +29,8 @@ class CreateOptions(Record):
     pid_file: str | None = None
     console_socket: str | None = None
     no_pivot: bool = False
+    no_new_keyring: bool = False  # else the init joins a new session keyring, _ses.ID
+    preserve_fds: list[int] = []  # our fds the container's process gets too (3, 4, ...)
     keep_console: bool = False   # `run` without --console-socket: we proxy the pty
 
 
@@ -36,6 +38,19 @@ class Launched(Record):
     """What create hands to run: the init's pid and, if we proxy it, the pty master."""
     pid: int
     master: int | None = None
+
+
+def preserved_fds(count: int) -> list[int]:
+    """runc's --preserve-fds N: fds 3 .. 3+N-1, which must be open."""
+    if count < 0:
+        raise MockerError(f"--preserve-fds {count}: give a count of 0 or more")
+    fds = list(range(3, 3 + count))
+    for fd in fds:
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise MockerError(f"--preserve-fds {count}: fd {fd} is not open") from None
+    return fds
 
 
 def write_pid_file(path: str | None, pid: int) -> None:
@@ -51,7 +66,7 @@ def create(store: Store, cid: str, bundle: str, opts: CreateOptions) -> Launched
     store.make(cid)
     st = ContainerState(id=cid, bundle=spec.bundle, rootfs=spec.rootfs, created=utc_now(),
                         cgroups_path=spec.cgroups_path, annotations=spec.annotations,
-                        config=spec.raw)
+                        config=spec.raw, no_new_keyring=opts.no_new_keyring)
     undo = _Undo(store, spec, st)
     try:
         with store.lock(cid):
@@ -82,7 +97,7 @@ def _check_host(spec: specs.Spec) -> None:
 
 def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     """Fork the middle process, then answer the init's requests until it is ready."""
-    ours, theirs = Channel.pair()
+    ours, theirs = Channel.pair(with_fds=spec.process.terminal)
     # close-on-exec: `start` learns that the program runs when this fd goes away
     fifo_fd = os.open(store.fifo(st.id), os.O_RDWR | os.O_CLOEXEC)
     joins = [(ns.path, ns.flag) for ns in sorted(spec.namespaces, key=lambda n: n.type != "user")
@@ -90,11 +105,12 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     flags = sum(ns.flag for ns in spec.namespaces if not ns.path and ns.type != "user")
     init.preload(spec.process, bool(spec.hooks["createContainer"] or spec.hooks["startContainer"]))
     seccomp_filter = build_seccomp_filter(spec.seccomp)
-    middle = os.fork()
+    middle = fork_in(cgroup)
     if middle == 0:
         ours.close()
-        init.guarded(theirs, init.middle, theirs, joins, spec.new_namespace("user"), flags,
-                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, opts.no_pivot)
+        init.guarded(theirs, init.middle, theirs, cgroup.self_join_files(), joins,
+                     spec.new_namespace("user"), flags,
+                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, st.id, opts)
     if seccomp_filter is not None:
         seccomp_filter.release()
     theirs.close()
@@ -102,7 +118,6 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     undo.middle = middle
     launched = Launched(0)
     try:
-        cgroup.add(middle)
         ours.send("go")
         while True:
             msg, fds = ours.recv()
@@ -128,6 +143,31 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
                 return launched
     finally:
         ours.close()
+
+
+def fork_in(cgroup) -> int:
+    """os.fork() of the middle process, which starts in (or joins) the container's cgroup.
+
+    No process is moved into a cgroup by pid, which waits for the kernel (see
+    cgroups.join_self): the child starts in the cgroup2 directory, if there is
+    one (clone3 CLONE_INTO_CGROUP), and joins the v1 hierarchies itself
+    (init.middle). A kernel without clone3 gets the old way: cgroup.procs.
+    """
+    unified = cgroup.paths.get("unified")
+    if unified:
+        try:
+            return linux.fork_into_cgroup(unified)
+        except OSError:
+            pass
+    pid = os.fork()
+    if pid and unified:
+        try:
+            cgroup.add(pid, only=["unified"])
+        except BaseException:
+            kill_and_wait([pid])
+            reap(pid)
+            raise
+    return pid
 
 
 def build_seccomp_filter(config: dict | None):
@@ -177,6 +217,12 @@ def _run_hooks(point: str, spec: specs.Spec, state: dict) -> None:
     if spec.hooks[point]:
         from . import hooks
         hooks.run_hooks(point, spec.hooks[point], state)
+
+
+def _run_saved_hooks(point: str, st: ContainerState, state: dict) -> None:
+    """The hooks of point from the config saved at create (parsed again only if there are any)."""
+    if (st.config.get("hooks") or {}).get(point):
+        _run_hooks(point, specs.parse(st.config, st.bundle), state)
 
 
 class _Undo:
@@ -236,11 +282,10 @@ def start(store: Store, cid: str) -> None:
             raise NotRunning("cannot start a container that has stopped")
         if status != "created":
             raise Conflict(f"cannot start an already {status} container")
-        spec = specs.parse(st.config, st.bundle)
         _release_init(store.fifo(cid))
         # runtime-spec: poststart hooks run after the program started, before `start`
         # returns; their failures are only warnings.
-        _run_hooks("poststart", spec, store.spec_state(st, "running"))
+        _run_saved_hooks("poststart", st, store.spec_state(st, "running"))
 
 
 _START = b"0"   # what `start` writes on exec.fifo
@@ -324,9 +369,8 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
             kill_and_wait(pids)
         cg.remove()
         store.remove(cid)
-    spec = specs.parse(st.config, st.bundle)
     # runtime-spec: poststop runs after the container is deleted; failures are warnings.
-    _run_hooks("poststop", spec, store.spec_state(st, "stopped"))
+    _run_saved_hooks("poststop", st, store.spec_state(st, "stopped"))
 
 
 def update(store: Store, cid: str, resources: dict) -> None:

@@ -15,8 +15,8 @@ from . import init, linux
 from . import spec as specs
 from .channel import Channel
 from .container import (CreateOptions, NotRunning, cgroup_of, create, delete,
-                        build_seccomp_filter, hand_over_console, kill_and_wait, reap, start,
-                        write_pid_file)
+                        build_seccomp_filter, fork_in, hand_over_console, kill_and_wait, reap,
+                        start, write_pid_file)
 from .record import Record
 from .state import Store
 
@@ -30,15 +30,42 @@ def exit_code(status: int) -> int:
     return code if code >= 0 else 128 - code
 
 
-def forward_signals(pid: int) -> None:
-    """From now on, the signals a user sends us go to pid (runc does the same)."""
-    def forward(signum, _frame):
+class SignalForwarder:
+    """The signals a user sends us go to the container's process (runc does the same).
+
+    Installed before anything is created: a signal that arrived while the
+    container was being made would otherwise kill us half-way and leave it
+    behind. Until the process runs, signals wait in a list. Processes we fork
+    (the middle process, the init) get back the handlers they had before.
+    """
+
+    def __init__(self):
+        self.pid = 0
+        self.pending: list[int] = []
+        self.before = {sig: signal.signal(sig, self._received) for sig in FORWARDED}
+        os.register_at_fork(after_in_child=self._restore)
+
+    def _received(self, signum, _frame):
+        if self.pid:
+            self._send(signum)
+        else:
+            self.pending.append(signum)
+
+    def _send(self, signum):
         try:
-            os.kill(pid, signum)
+            os.kill(self.pid, signum)
         except ProcessLookupError:
             pass
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
+
+    def _restore(self):
+        for sig, handler in self.before.items():
+            signal.signal(sig, handler)
+
+    def forward_to(self, pid: int) -> None:
+        """From now on signals go to pid; so do those that came meanwhile."""
+        self.pid = pid
+        while self.pending:
+            self._send(self.pending.pop(0))
 
 
 def wait_for(pid: int, master: int | None) -> int:
@@ -64,13 +91,13 @@ def wait_for(pid: int, master: int | None) -> int:
 
 
 def run(store: Store, cid: str, bundle: str, opts: CreateOptions, detach: bool) -> int:
+    forwarder = None
     if not detach:
+        forwarder = SignalForwarder()
         # The container's init is our grandchild: as subreaper we can wait for it.
         linux.set_child_subreaper()
         opts.keep_console = not opts.console_socket
     launched = create(store, cid, bundle, opts)
-    if not detach:
-        forward_signals(launched.pid)   # before start: the program may be quick
     try:
         start(store, cid)
     except BaseException:
@@ -78,6 +105,7 @@ def run(store: Store, cid: str, bundle: str, opts: CreateOptions, detach: bool) 
         raise
     if detach:
         return 0
+    forwarder.forward_to(launched.pid)
     try:
         return wait_for(launched.pid, launched.master)
     finally:
@@ -88,6 +116,7 @@ class ExecOptions(Record):
     pid_file: str | None = None
     console_socket: str | None = None
     detach: bool = False
+    preserve_fds: list[int] = []
 
 
 def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int:
@@ -97,31 +126,31 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
     if status != "running":
         raise NotRunning(f"cannot exec in a {status} container" if status != "stopped"
                          else "container not running")
+    forwarder = None
     if not opts.detach:
+        forwarder = SignalForwarder()
         linux.set_child_subreaper()
-    ours, theirs = Channel.pair()
+    ours, theirs = Channel.pair(with_fds=proc.terminal)
     joins = _namespaces_of(st.pid)
     init.preload(proc, False)
     seccomp_filter = build_seccomp_filter((st.config.get("linux") or {}).get("seccomp"))
-    middle = os.fork()
+    middle = fork_in(cg)
     if middle == 0:
         ours.close()
-        init.guarded(theirs, init.middle, theirs, joins, False, 0,
-                     init.exec_process, theirs, proc, seccomp_filter)
+        init.guarded(theirs, init.middle, theirs, cg.self_join_files(), joins, False, 0,
+                     init.exec_process, theirs, proc, seccomp_filter,
+                     None if st.no_new_keyring else st.id, opts.preserve_fds)
     theirs.close()
     if seccomp_filter is not None:
         seccomp_filter.release()
     pid, master = 0, None
     try:
-        cg.add(middle)
         ours.send("go")
         while True:
             msg, fds = ours.recv()
             if msg["type"] == "pid":
                 os.waitpid(middle, 0)
                 middle, pid = 0, msg["pid"]
-                if not opts.detach:
-                    forward_signals(pid)
             elif msg["type"] == "console":
                 master = hand_over_console(
                     fds[0], CreateOptions(console_socket=opts.console_socket,
@@ -140,6 +169,7 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
     write_pid_file(opts.pid_file, pid)
     if opts.detach:
         return 0
+    forwarder.forward_to(pid)
     return wait_for(pid, master)
 
 

@@ -12,11 +12,13 @@ Every failure is sent to the runtime as one message and the process exits;
 the runtime turns it into the command's one-line error.
 """
 
+import errno
 import os
 
 from mocker_common.errors import MockerError
 
 from . import linux, process, rootfs
+from .cgroups.base import join_self
 from .channel import Channel
 from .spec import Process, Spec
 
@@ -28,6 +30,8 @@ def describe(err: BaseException) -> str:
     if isinstance(err, OSError):
         where = f" ({err.filename})" if err.filename else ""
         return f"{err.strerror or err}{where}"
+    if isinstance(err, KeyboardInterrupt):   # Ctrl-C reached the whole process group
+        return "interrupted"
     return f"{type(err).__name__}: {err}"
 
 
@@ -61,12 +65,31 @@ def _close_other_fds(keep: set[int]) -> None:
                 pass
 
 
+def _pass_on(fds: list[int]) -> None:
+    """--preserve-fds: these fds stay open across execve, for the program."""
+    for fd in fds:
+        os.set_inheritable(fd, True)
+
+
+def _new_session_keyring(cid: str) -> None:
+    """Like runc: the container gets its own session keyring, _ses.ID, not ours
+    (keyrings(7): a process's keys are found through its session keyring)."""
+    try:
+        serial = linux.join_session_keyring(f"_ses.{cid}")
+        # a user the process becomes later may still search it (runc does the same)
+        linux.add_key_permission(serial, linux.KEY_USR_SEARCH)
+    except OSError as err:
+        if err.errno != errno.ENOSYS:   # a kernel without keyrings: nothing to leave behind
+            raise MockerError(f"join a new session keyring _ses.{cid}: {err.strerror}") from None
+
+
 # --- middle process ---------------------------------------------------------------
 
-def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_flags: int,
-           next_step, *args) -> None:
-    """Enter the namespaces, fork the container's process, report its pid."""
-    chan.expect("go")              # the runtime has put us in the cgroup first
+def middle(chan: Channel, tasks_files: list[str], joins: list[tuple[str, int]], user_ns: bool,
+           unshare_flags: int, next_step, *args) -> None:
+    """Join the cgroup and the namespaces, fork the container's process, report its pid."""
+    join_self(tasks_files)         # v1; the cgroup2 one we were forked into (container.fork_in)
+    chan.expect("go")
     # Open them all first: once in the container's mount namespace, /proc is its own.
     fds = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag, path) for path, flag in joins]
     for fd, flag, path in fds:     # user namespace first: it owns the others
@@ -102,10 +125,16 @@ def middle(chan: Channel, joins: list[tuple[str, int]], user_ns: bool, unshare_f
 
 # --- container init (create) ---------------------------------------------------
 
-def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
-                   no_pivot: bool) -> None:
-    """runtime-spec runtime.md#lifecycle steps 2-6, inside the new namespaces."""
-    _close_other_fds({chan.fileno(), fifo_fd})
+def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, cid: str,
+                   opts) -> None:
+    """runtime-spec runtime.md#lifecycle steps 2-6, inside the new namespaces.
+
+    opts is create's container.CreateOptions.
+    """
+    _close_other_fds(chan.fds() | {fifo_fd} | set(opts.preserve_fds))
+    _pass_on(opts.preserve_fds)
+    if not opts.no_new_keyring:
+        _new_session_keyring(cid)
     os.umask(0)
     in_userns = spec.namespace("user") is not None
     if spec.new_namespace("network"):
@@ -128,7 +157,7 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int,
     # runtime-spec: createContainer hooks run in the container's namespaces, before pivot_root.
     _run_hooks("createContainer", spec, state)
 
-    rootfs.enter(spec.rootfs, no_pivot)
+    rootfs.enter(spec.rootfs, opts.no_pivot)
     rootfs.finish(spec)
     if slave is not None:
         _attach_terminal(slave)     # setsid, and the pty as controlling terminal
@@ -163,7 +192,6 @@ def preload(proc: Process, container_hooks: bool) -> None:
     mapped root may not read /root or /usr/local. So nothing is imported there.
     """
     import fcntl  # noqa: F401  (terminal and network ioctls)
-    import socket  # noqa: F401
     if proc.terminal:
         import termios  # noqa: F401
 
@@ -207,9 +235,16 @@ def _attach_terminal(slave_path: str) -> None:
 
 # --- exec process ------------------------------------------------------------------
 
-def exec_process(chan: Channel, proc: Process, seccomp_filter) -> None:
-    """Inside a running container's namespaces: become its process and execve."""
-    _close_other_fds({chan.fileno()})
+def exec_process(chan: Channel, proc: Process, seccomp_filter, cid: str | None,
+                 preserve_fds: list[int]) -> None:
+    """Inside a running container's namespaces: become its process and execve.
+
+    cid names the container's session keyring to join (None: join none).
+    """
+    _close_other_fds(chan.fds() | set(preserve_fds))
+    _pass_on(preserve_fds)
+    if cid is not None:
+        _new_session_keyring(cid)   # the container's own, found by its name
     if proc.terminal:
         master, slave = linux.open_pty_master("/dev/ptmx")
         if proc.console_size:

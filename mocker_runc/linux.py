@@ -11,7 +11,6 @@ import ctypes
 import fcntl
 import os
 import resource
-import socket
 import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -66,8 +65,8 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # asm/unistd_64.h: calls glibc does not wrap
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capset": 126},
-    "aarch64": {"pivot_root": 41, "capset": 91},
+    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250, "clone3": 435},
+    "aarch64": {"pivot_root": 41, "capset": 91, "keyctl": 219, "clone3": 435},
 }
 
 
@@ -97,6 +96,34 @@ def unshare(flags: int) -> None:
 def setns(fd: int, nstype: int = 0) -> None:
     """Join the namespace that fd (an open /proc/PID/ns/* file) names."""
     _check(_libc.setns(fd, nstype), "setns")
+
+
+# <linux/sched.h>: clone3(2)
+CLONE_INTO_CGROUP = 0x200000000
+_SIGCHLD = 17
+
+
+class _CloneArgs(ctypes.Structure):
+    """struct clone_args, up to the cgroup field (Linux 5.7)."""
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
+        "tls", "set_tid", "set_tid_size", "cgroup")]
+
+
+def fork_into_cgroup(cgroup_dir: str) -> int:
+    """fork(), but the child starts in the cgroup2 directory cgroup_dir.
+
+    clone3(2) with CLONE_INTO_CGROUP: 0 in the child, its pid in the parent;
+    OSError where the kernel refuses (before 5.7, or a seccomp policy hiding
+    clone3). Unlike os.fork, Python's at-fork hooks do not run in the child:
+    call it while single-threaded, and let the child exit or exec soon.
+    """
+    fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=fd)
+        return _check(_syscall("clone3", ctypes.byref(args), ctypes.sizeof(args)), "clone3")
+    finally:
+        os.close(fd)
 
 
 # --- mounts -------------------------------------------------------------------
@@ -197,6 +224,28 @@ def die_with_parent(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
 
 
+# --- keyrings -----------------------------------------------------------------
+
+# <linux/keyctl.h>
+_KEYCTL_JOIN_SESSION_KEYRING = 1
+_KEYCTL_SETPERM = 5
+_KEYCTL_DESCRIBE = 6
+KEY_USR_SEARCH = 0x00080000
+
+
+def join_session_keyring(name: str) -> int:
+    """keyctl(2): join the session keyring called name (made if there is none); its serial."""
+    return _check(_syscall("keyctl", _KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "keyctl")
+
+
+def add_key_permission(serial: int, bits: int) -> None:
+    """Add permission bits to a key's (its description: "type;uid;gid;perm;name")."""
+    description = ctypes.create_string_buffer(4096)
+    _check(_syscall("keyctl", _KEYCTL_DESCRIBE, serial, description, len(description)), "keyctl")
+    perm = int(description.value.split(b";")[3], 16)
+    _check(_syscall("keyctl", _KEYCTL_SETPERM, serial, ctypes.c_uint32(perm | bits)), "keyctl")
+
+
 # --- terminals and network ----------------------------------------------------
 
 _TIOCSPTLCK = 0x40045431
@@ -224,9 +273,18 @@ def make_controlling_tty(fd: int) -> None:
     fcntl.ioctl(fd, _TIOCSCTTY, 0)
 
 
+_AF_INET = 2
+_SOCK_DGRAM = 2
+
+
 def link_up(name: str) -> None:
     """Set a network interface up (here: lo of a new network namespace)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    # Interface ioctls want any socket's fd: libc's socket(2), as the socket
+    # module would cost every `run` ~3 ms to import.
+    sock = _check(_libc.socket(_AF_INET, _SOCK_DGRAM, 0), "socket")
+    try:
         ifreq = struct.pack("16sh14x", name.encode(), 0)
         flags = struct.unpack("16sh14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, ifreq))[1]
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh14x", name.encode(), flags | _IFF_UP))
+    finally:
+        os.close(sock)

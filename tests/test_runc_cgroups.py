@@ -121,6 +121,41 @@ def test_a_process_added_is_listed_and_sees_its_cgroup(made, unique, v1_host):
     assert cg.pids() == []
 
 
+@pytest.mark.parametrize("clone3", [True, False], ids=["clone3", "fork"])
+def test_the_middle_process_starts_in_every_hierarchy(made, unique, v1_host, monkeypatch, clone3):
+    # container.fork_in moves nothing by pid (cgroups.join_self says why): the
+    # child starts in the cgroup2 directory (clone3) or is added there after a
+    # plain fork (kernels without clone3), and joins the v1 hierarchies itself.
+    from mocker_runc import container, linux
+    from mocker_runc.cgroups.base import join_self
+    calls = []
+
+    def spy(directory):
+        calls.append(directory)
+        if not clone3:
+            raise OSError(38, "clone3: Function not implemented")   # an older kernel
+        return real(directory)
+    real = linux.fork_into_cgroup
+    monkeypatch.setattr(linux, "fork_into_cgroup", spy)
+    cg = cgroups.create(f"/mocker/{unique}", {}, unique)
+    made.append(cg)
+    reader, writer = os.pipe()
+    pid = container.fork_in(cg)
+    if pid == 0:   # the child: report where it is, and never return into pytest
+        try:
+            join_self(cg.self_join_files())
+            with open("/proc/self/cgroup", "rb") as f:
+                os.write(writer, f.read())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as f:
+        own = f.read().decode().splitlines()
+    os.waitpid(pid, 0)
+    assert calls == ([cg.paths["unified"]] if "unified" in cg.paths else [])
+    assert own and all(line.endswith(f":/mocker/{unique}") for line in own), own
+
+
 def check_freeze_and_thaw(cg, tmp_path, extra_check=lambda proc: None) -> None:
     """A counting loop in cg stops counting while frozen, and counts again when thawed."""
     counter = tmp_path / "counter"

@@ -22,6 +22,21 @@ def test_version_in_runcs_format():
     assert out[0].startswith("mocker-runc version ") and out[1].startswith("spec: 1.")
 
 
+def test_help_names_every_verb_and_each_verb_its_flags():
+    # argparse builds only the verb on the command line (cli.chosen_verb); help
+    # and a wrong verb must still see all of them
+    from mocker_runc.cli import VERB_ARGS
+    listing = mocker_runc("--help").stdout
+    assert all(verb in listing for verb in VERB_ARGS)
+    wrong = mocker_runc("--root", "/tmp", "stat", "x")
+    assert wrong.returncode == 2 and "invalid choice: 'stat'" in wrong.stderr
+    # the word after --root is its value, not the verb
+    state = mocker_runc("--root", "run", "--log-format=json", "state", "--help").stdout
+    assert "usage: mocker-runc state" in state
+    update = mocker_runc("update", "--help").stdout
+    assert "--cpu-share" in update and "--blkio-weight" in update
+
+
 def test_spec_writes_a_runnable_default(tmp_path):
     assert mocker_runc("spec", "--bundle", str(tmp_path)).returncode == 0
     config = json.loads((tmp_path / "config.json").read_text())

@@ -227,3 +227,22 @@ def test_mount_destinations_cannot_escape_through_symlinks(runc_tool, new_bundle
     assert list(outside.iterdir()) == [], "a mount point was created on the host"
     assert proc.returncode == 0 and proc.stdout == "1\n", proc.stderr
     assert (bundle / "rootfs" / str(outside).lstrip("/") / "sub").is_dir()
+
+
+def _unmask_keys(config):
+    config["linux"]["maskedPaths"].remove("/proc/keys")   # runc's default masks it
+
+
+def test_a_new_session_keyring_per_container(runc_tool, new_bundle, unique):
+    # keyrings(7): /proc/keys lists the keys a process can view; its session keyring
+    # is one. runc names a container's _ses.<id>; --no-new-keyring keeps the caller's.
+    bundle = new_bundle(["cat", "/proc/keys"], edit=_unmask_keys)
+    own = run_in(runc_tool, bundle, unique).stdout
+    assert f" _ses.{unique}: " in own
+    kept = runc_tool("run", "--no-new-keyring", "--bundle", str(bundle), unique + "k")
+    assert kept.returncode == 0, kept.stderr
+    assert f" _ses.{unique}k: " not in kept.stdout
+    runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"], edit=_unmask_keys)),
+                       unique + "e")
+    inside = runc_tool("exec", unique + "e", "cat", "/proc/keys", check=True).stdout
+    assert f" _ses.{unique}e: " in inside   # exec joins the container's keyring

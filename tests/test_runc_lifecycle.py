@@ -6,6 +6,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -140,6 +141,26 @@ def test_run_forwards_signals(runc_tool, new_bundle, unique):
         run.wait()
 
 
+def test_run_survives_a_signal_while_creating(runc_tool, new_bundle, unique):
+    # A createRuntime hook runs while `run` is still creating the container; it
+    # sends `run` (its parent) SIGTERM. The signal must not kill `run` half-way:
+    # it reaches the program once it runs, and everything is cleaned up.
+    # (No pid namespace: the kernel drops a signal sent to a namespace's pid 1
+    # before that has a handler for it, and this one may come that early.)
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", "kill -TERM $PPID"]}
+
+    def edit(config):
+        config.setdefault("hooks", {})["createRuntime"] = [hook]
+        config["linux"]["namespaces"].remove({"type": "pid"})
+    bundle = new_bundle(["sh", "-c", "trap 'echo got-term; exit 3' TERM; "
+                                     "while true; do sleep 0.05; done"], edit=edit)
+    proc = runc_tool("run", "--bundle", str(bundle), unique)
+    # 3 if the shell had set its trap when the signal came, else 128 + SIGTERM
+    assert proc.returncode in (3, 128 + signal.SIGTERM), (proc.returncode, proc.stderr)
+    assert runc_tool("list", "-q").stdout == ""
+    assert not os.path.exists(cgroup_dir(unique))
+
+
 def test_run_reports_128_plus_signal(runc_tool, new_bundle, unique):
     bundle = new_bundle(["sleep", "60"])
     run = subprocess.Popen(["mocker-runc", "--root", str(runc_tool.root), "run", "-b", str(bundle),
@@ -183,6 +204,35 @@ def test_exec_joins_the_container(runc_tool, new_bundle, unique, tmp_path):
             break
         time.sleep(0.05)
     assert out == "from-process-file\n"
+
+
+def test_preserve_fds_passes_our_fds_on(runc_tool, new_bundle, unique, tmp_path):
+    (tmp_path / "three").write_text("three\n")
+    (tmp_path / "four").write_text("four\n")
+
+    def with_fds(*args):
+        """mocker-runc ARGS with fd 3 open on ./three and fd 4 on ./four."""
+        # subprocess passes fds under their own numbers: a small Python moves
+        # them to 3 and 4, then becomes mocker-runc
+        move = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+                "os.execvp(sys.argv[3], sys.argv[3:])")
+        with open(tmp_path / "three") as three, open(tmp_path / "four") as four:
+            fds = (three.fileno(), four.fileno())
+            return subprocess.run([sys.executable, "-c", move, *map(str, fds), "mocker-runc",
+                                   "--root", str(runc_tool.root), *args], pass_fds=fds,
+                                  capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                  timeout=30)
+
+    bundle = new_bundle(["sh", "-c", "cat <&3; cat <&4"])
+    ran = with_fds("run", "--preserve-fds", "2", "--bundle", str(bundle), unique)
+    assert (ran.returncode, ran.stdout) == (0, "three\nfour\n"), ran.stderr
+    unasked = with_fds("run", "--bundle", str(bundle), unique)
+    assert unasked.returncode != 0 and unasked.stdout == ""   # fd 3 is not the container's
+    too_many = with_fds("run", "--preserve-fds", "5", "--bundle", str(bundle), unique)
+    assert too_many.returncode != 0 and "fd 5 is not open" in too_many.stderr
+    runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"])), unique)
+    execd = with_fds("exec", "--preserve-fds", "1", unique, "sh", "-c", "cat <&3; cat <&4")
+    assert (execd.returncode, execd.stdout) == (1, "three\n"), execd.stderr
 
 
 def test_pause_and_resume(runc_tool, new_bundle, unique):

@@ -58,6 +58,21 @@ def test_cpu_quota_is_written_and_update_changes_it(runc_tool, new_bundle, uniqu
     assert read() == ["20000", "100000"]
 
 
+def test_update_takes_runcs_flags(runc_tool, new_bundle, unique):
+    runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"])), unique)
+    files = {"memory/memory.limit_in_bytes": "67108864", "cpu/cpu.shares": "512",
+             "pids/pids.max": "20", "cpuset/cpuset.cpus": "0"}
+    runc_tool("update", "--memory", "64m", "--cpu-share", "512", "--pids-limit", "20",
+              "--cpuset-cpus", "0", unique, check=True)
+    for name, value in files.items():
+        assert open(f"/sys/fs/cgroup/{name.replace('/', f'/mocker/{unique}/')}").read().strip() \
+            == value, name
+    rdt = runc_tool("update", "--l3-cache-schema", "L3:0=ff", unique)
+    assert rdt.returncode != 0 and "not supported" in rdt.stderr
+    bad = runc_tool("update", "--memory", "lots", unique)
+    assert bad.returncode != 0 and "not a size" in bad.stderr
+
+
 def test_seccomp_filter_denies_a_syscall(runc_tool, new_bundle, unique):
     profile = {"defaultAction": "SCMP_ACT_ALLOW",
                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",

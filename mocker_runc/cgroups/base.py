@@ -11,6 +11,22 @@ from mocker_common.errors import MockerError
 
 from . import fs
 
+
+def join_self(tasks_files: list[str]) -> None:
+    """Move the calling process, single-threaded, into cgroups through their v1 `tasks` files.
+
+    Moving a whole process (cgroup.procs) takes the kernel's global threadgroup
+    lock, and its first taker waits for an RCU grace period: 5-15 ms on this
+    host, runc pays it too. A thread that moves only itself ("0" in `tasks`)
+    skips that lock; in a single-threaded process that is the whole process.
+    """
+    for tasks in tasks_files:
+        try:
+            fs.write_raw(tasks, 0)
+        except OSError as e:
+            raise MockerError(f"cannot join cgroup: {tasks}: {e.strerror}") from None
+
+
 # Where to look for "the processes in this cgroup": a hierarchy every
 # container joins, the pids controller first because it counts them too.
 _PIDS_SOURCES = ("pids", "freezer", "devices", "memory", "cpu", "unified")
@@ -41,14 +57,20 @@ class Cgroup:
         """Change the limits of a live container (runc update): only the given fields."""
         self.apply(resources)
 
-    def add(self, pid: int) -> None:
-        """Move process pid (and its future children) into the cgroup, in every hierarchy."""
-        for path in self._dirs():
+    def add(self, pid: int, only: list[str] | None = None) -> None:
+        """Move process pid (and its future children) into the cgroup, in every
+        hierarchy (or in those of `only`, keys of paths)."""
+        for path in self._dirs() if only is None else [self.paths[key] for key in only]:
             procs = os.path.join(path, "cgroup.procs")
             try:
                 fs.write_raw(procs, pid)
             except OSError as e:
                 raise MockerError(f"cannot add process {pid} to cgroup: {procs}: {e.strerror}") from None
+
+    def self_join_files(self) -> list[str]:
+        """Files a single-threaded process writes "0" to, to move itself in: see
+        join_self. Only v1 has them (its `tasks`); the rest needs add() or clone3."""
+        return []
 
     def pids(self) -> list[int]:
         """Every process in the cgroup, including those in cgroups below it."""

@@ -107,6 +107,10 @@ class V1Cgroup(Cgroup):
             raise
         return made
 
+    def self_join_files(self) -> list[str]:
+        v1_dirs = [path for key, path in self.paths.items() if key != "unified"]
+        return [os.path.join(path, "tasks") for path in dict.fromkeys(v1_dirs)]  # co-mounted: once
+
     # -- limits -----------------------------------------------------------
 
     def apply(self, resources: dict, devices: list | None = None, creating: bool = False) -> None:
