@@ -9,11 +9,13 @@ A registry answers an unauthenticated request with 401 and a challenge
 For Bearer we ask the realm for a token (anonymously, or with Basic
 credentials) and send `Authorization: Bearer <token>`; tokens are kept per
 scope, so each repository is authorised once per run. For Basic we send the
-credentials themselves. Credentials come from --creds, --authfile, or the
-`auths` of ~/.docker/config.json (what `docker login` writes).
+credentials themselves. Credentials come from --creds, or from --authfile /
+~/.docker/config.json (what `docker login` writes): a credential helper named
+in its `credHelpers` or `credsStore` (see credhelper.py), else its `auths`.
 """
 
 import base64
+import http.client
 import json
 import logging
 import os
@@ -31,6 +33,7 @@ log = logging.getLogger("mocker.fetch")
 # Docker stores Docker Hub credentials under its old v1 URL.
 _DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io",
                     "registry-1.docker.io")
+MAX_TOKEN_ANSWER = 1 << 20   # bytes: a token answer is a small JSON object
 _PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
 
 
@@ -77,10 +80,14 @@ def _host_of(key: str) -> str:
 
 
 def lookup_credentials(registry: str, authfile: Path | None = None) -> Credentials | None:
-    """Find the credentials stored for registry in an auth file's `auths` map."""
+    """Find registry's credentials the way Docker does: its `credHelpers` entry
+    first, else the `credsStore` helper, else the `auths` map of the auth file."""
     path = Path(authfile) if authfile else docker_config_path()
     try:
-        auths = json.loads(path.read_text()).get("auths", {})
+        config = json.loads(path.read_text())
+        auths = config.get("auths", {})
+        helpers = config.get("credHelpers", {})
+        store = config.get("credsStore")
     except FileNotFoundError:
         if authfile:
             raise MockerError(f"auth file {path} does not exist") from None
@@ -88,10 +95,24 @@ def lookup_credentials(registry: str, authfile: Path | None = None) -> Credentia
     except (OSError, ValueError, AttributeError) as err:
         raise MockerError(f"cannot read auth file {path}: {err}") from None
     wanted = _DOCKER_HUB_KEYS if registry == DOCKER_HUB else (registry,)
-    for key, entry in auths.items():
-        if _host_of(key) in wanted or key in wanted:
-            return _entry_credentials(entry, path)
-    return None
+    helper = _first_match(helpers, wanted) or store
+    if helper:
+        if not isinstance(helper, str):
+            raise MockerError(f"auth file {path}: a credential helper's name must be a string")
+        from .credhelper import helper_credentials   # runs a program: only when named
+        # Docker asks helpers for Docker Hub under its old v1 URL, for others by host.
+        return helper_credentials(helper, _DOCKER_HUB_KEYS[0] if registry == DOCKER_HUB
+                                  else registry)
+    entry = _first_match(auths, wanted)
+    return _entry_credentials(entry, path) if isinstance(entry, dict) else None
+
+
+def _first_match(entries: dict, wanted: tuple[str, ...]):
+    """The value of an auth-file map (auths, credHelpers) whose key names a wanted host."""
+    if not isinstance(entries, dict):
+        return None
+    return next((value for key, value in entries.items()
+                 if _host_of(key) in wanted or key in wanted), None)
 
 
 def _entry_credentials(entry: dict, path: Path) -> Credentials | None:
@@ -109,8 +130,8 @@ def _entry_credentials(entry: dict, path: Path) -> Credentials | None:
 class Authenticator:
     """Answers challenges and remembers the Authorization header per scope."""
 
-    def __init__(self, session, credentials: Credentials | None, host: str = "the registry"):
-        self.session = session
+    def __init__(self, transport, credentials: Credentials | None, host: str = "the registry"):
+        self.transport = transport
         self.host = host
         self.credentials = credentials
         self._headers: dict[str, str] = {}
@@ -150,16 +171,16 @@ class Authenticator:
         log.info("GET %s (token for %s%s)", realm, query["scope"],
                  ", as " + self.credentials.username if self.credentials else ", anonymous")
         try:
-            response = self.session.get(realm, params=query, headers=headers, timeout=30)
-        except Exception as err:  # requests' errors; requests is imported lazily
+            with self.transport.request("GET", realm, headers, params=query) as response:
+                status, body = response.status_code, response.read(MAX_TOKEN_ANSWER)
+        except (OSError, ValueError, http.client.HTTPException) as err:
             raise Unauthorized(f"cannot reach token server {realm}: {err}") from None
-        if response.status_code in (401, 403):
-            raise Unauthorized(f"the token server refused the credentials "
-                               f"(HTTP {response.status_code})")
-        if response.status_code != 200:
-            raise Unauthorized(f"token server {realm} answered HTTP {response.status_code}")
+        if status in (401, 403):
+            raise Unauthorized(f"the token server refused the credentials (HTTP {status})")
+        if status != 200:
+            raise Unauthorized(f"token server {realm} answered HTTP {status}")
         try:
-            body = response.json()
-            return body.get("token") or body["access_token"]
+            answer = json.loads(body)
+            return answer.get("token") or answer["access_token"]
         except (ValueError, KeyError, AttributeError):
             raise Unauthorized(f"token server {realm} sent no token") from None

@@ -4,12 +4,13 @@ An image is a manifest (OCI image-spec manifest.md, or Docker's schema2)
 naming a config blob and layer blobs. A multi-platform image is an index
 (OCI index.md, or Docker's manifest list) naming one manifest per platform.
 Docker's older schema1 is refused. The JSON schemas below hold the rules
-that matter to a puller; jsonschema is imported only when something new
-must be validated.
+that matter to a puller; `violation` checks them, and jsonschema is imported
+only to word the error when a document breaks one.
 """
 
 import json
 import os
+import re
 from typing import NamedTuple
 
 from mocker_common.errors import Corrupt, ExitCode, MockerError, NotFound
@@ -141,13 +142,93 @@ def kind(document: dict, content_type: str) -> str:
 
 
 def validate(document: dict, schema: dict, what: str) -> None:
-    """Check a document against one of the schemas above; raise Corrupt naming the rule."""
-    import jsonschema  # heavy; only new content gets here
+    """Check a document against one of the schemas above; raise Corrupt naming the rule.
+
+    The schemas use a few keywords only, which `violation` below checks in
+    microseconds; jsonschema (~50 ms to import) is asked only to word the
+    error of a document already found bad. tests/test_fetch_units.py holds
+    the two to the same verdicts.
+    """
+    found = violation(document, schema)
+    if found is None:
+        return
+    import jsonschema  # heavy: only for a bad document, to name the best-matching rule
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(schema).iter_errors(document))
     if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "top level"
-        raise Corrupt(f"invalid {what} at {where}: {error.message}")
+        where, message = "/".join(str(p) for p in error.absolute_path), error.message
+    else:   # cannot happen while the two agree; the verdict stands
+        where, message = found
+    raise Corrupt(f"invalid {what} at {where or 'top level'}: {message}")
+
+
+# JSON Schema (draft 2020-12) types, as jsonschema tells them apart: a bool is
+# not a number, and 2.0 is an integer.
+_TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "null": lambda v: v is None,
+    "boolean": lambda v: isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)
+                          or isinstance(v, float) and v.is_integer()),
+}
+
+
+def _equal(a, b) -> bool:
+    """JSON equality: true is not 1."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def violation(value, schema: dict, path: str = "") -> tuple[str, str] | None:
+    """The first rule of schema that value breaks, as (path, message); None if none.
+
+    Only the keywords the schemas above use: type, const, enum, pattern,
+    minLength, minimum, required, properties, additionalProperties, items, allOf.
+    """
+    def broken(message):
+        return path, message
+
+    types = schema.get("type")
+    if types is not None:
+        names = [types] if isinstance(types, str) else types
+        if not any(_TYPES[name](value) for name in names):
+            return broken(f"{value!r} is not of type {types!r}")
+    if "const" in schema and not _equal(value, schema["const"]):
+        return broken(f"{schema['const']!r} was expected")
+    if "enum" in schema and not any(_equal(value, v) for v in schema["enum"]):
+        return broken(f"{value!r} is not one of {schema['enum']!r}")
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            return broken(f"{value!r} is too short")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            return broken(f"{value!r} does not match {schema['pattern']!r}")
+    if _TYPES["number"](value) and "minimum" in schema and value < schema["minimum"]:
+        return broken(f"{value!r} is less than the minimum of {schema['minimum']!r}")
+    for part in schema.get("allOf", ()):
+        if (found := violation(value, part, path)) is not None:
+            return found
+    if isinstance(value, list) and "items" in schema:
+        for n, item in enumerate(value):
+            if found := violation(item, schema["items"], f"{path}/{n}".lstrip("/")):
+                return found
+    if isinstance(value, dict):
+        return _object_violation(value, schema, path)
+    return None
+
+
+def _object_violation(value: dict, schema: dict, path: str) -> tuple[str, str] | None:
+    for name in schema.get("required", ()):
+        if name not in value:
+            return path, f"{name!r} is a required property"
+    properties = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    for name, item in value.items():
+        rule = properties[name] if name in properties else extra
+        if rule is not None and (found := violation(item, rule, f"{path}/{name}".lstrip("/"))):
+            return found
+    return None
 
 
 def select_platform(index: dict, wanted: Platform) -> dict:

@@ -2,13 +2,12 @@
 
     1. GET the manifest by tag or digest; if it is an index, choose the
        platform's entry and GET that manifest; check every digest.
-    2. Download the config and the layers not yet stored, in parallel, each
+    2. Check a manifest not stored before against the image-spec rules.
+    3. Download the config and the layers not yet stored, in parallel, each
        streamed into a partial file, hashed on the way, renamed into blobs/
-       only when digest and size match. Meanwhile a thread checks a new
-       manifest against its schema.
-    3. Once the manifest has passed, validate the config against it, store
-       the manifest, and only then name it in index.json: a half-pulled or
-       invalid image is never listed.
+       only when digest and size match.
+    4. Validate the config against the manifest, store the manifest, and only
+       then name it in index.json: a half-pulled or invalid image is never listed.
 """
 
 import errno
@@ -109,19 +108,11 @@ def copy_image(registry: Registry, ref: Reference, layout: Layout, options: Pull
     stored = _stored_form(found)
     digest = digest_bytes(stored)
     new = not layout.has_blob(digest, len(stored))
-    # What is stored was valid when stored: validate only what is new. Validation
-    # imports jsonschema (~50 ms), so it runs while the blobs download; nothing
-    # is stored under the manifest's name before it has passed.
-    validated = _in_background(_validate_manifests, found) if new else None
-    try:
-        blobs = [found.document["config"], *found.document["layers"]]
-        _fetch_blobs(registry, ref.repository, blobs, layout, progress, options.jobs)
-    except Exception:
-        if validated:
-            validated.result()   # an invalid manifest explains any failure best
-        raise
+    if new:   # what is stored was valid when stored
+        _validate_manifests(found)
+    blobs = [found.document["config"], *found.document["layers"]]
+    _fetch_blobs(registry, ref.repository, blobs, layout, progress, options.jobs)
     if new:
-        validated.result()
         config = manifest.load(layout.read_blob(blobs[0]["digest"]), "config")
         manifest.validate(config, manifest.CONFIG_SCHEMA, "image config")
         manifest.check_config(config, found.document)
@@ -137,16 +128,6 @@ def _validate_manifests(found: Resolved) -> None:
     if found.parent_index is not None:
         manifest.validate(found.parent_index, manifest.INDEX_SCHEMA, "image index")
     manifest.validate(found.document, manifest.MANIFEST_SCHEMA, "manifest")
-
-
-def _in_background(function, *args):
-    """Start function(*args) on a thread of its own; the Future's result() waits
-    for it and re-raises what it raised."""
-    from concurrent.futures import ThreadPoolExecutor
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate")
-    future = pool.submit(function, *args)
-    pool.shutdown(wait=False)   # the thread ends when the function returns
-    return future
 
 
 def _resolve(registry: Registry, ref: Reference, options: PullOptions) -> Resolved:

@@ -1,4 +1,5 @@
-"""The registry's HTTP API (OCI distribution spec), over one requests.Session.
+"""The registry's HTTP API (OCI distribution spec), over keep-alive connections
+(transport.py).
 
 The calls a pull makes, in order:
 
@@ -24,6 +25,7 @@ from mocker_common.errors import Corrupt, MockerError, NotFound, Unauthorized, U
 from mocker_common.mediatypes import INDEXES, MANIFESTS, SCHEMA1
 
 from .auth import Authenticator, Credentials
+from .transport import NETWORK_ERRORS, Transport
 
 log = logging.getLogger("mocker.fetch")
 
@@ -62,34 +64,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _network_errors():
-    """The exceptions that mean "the connection failed or dropped" (lazy import)."""
-    import requests
-    import urllib3
-    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-            urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
-
-
 class Registry:
-    """One registry endpoint: its base URL, a session, and the tokens it gave us."""
+    """One registry endpoint: its base URL, connections, and the tokens it gave us."""
 
     def __init__(self, host: str, *, insecure: bool = False,
                  credentials: Credentials | None = None, base_url: str | None = None):
-        import requests  # heavy: imported only when we really talk to a registry
         self.host = host
         self.insecure = insecure or is_loopback(host)
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = f"mocker-fetch/{__version__}"
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=16)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.auth = Authenticator(self.session, credentials, host)
-        if self.insecure:
-            # The user (or a loopback address) chose unverified TLS: one warning per
-            # request from urllib3 would only bury the progress lines.
-            import urllib3
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        agent = f"mocker-fetch/{__version__}"
+        self.transport = Transport(agent, verify=not self.insecure, timeout=TIMEOUT)
+        # The token server is another host: a loopback registry's leniency does not
+        # extend to it, only the user's --insecure does.
+        self.auth = Authenticator(Transport(agent, verify=not insecure, timeout=TIMEOUT),
+                                  credentials, host)
         self.base_url = base_url.rstrip("/") if base_url else None
+        self._challenge: str | None = None    # the ping's WWW-Authenticate, if any
 
     # -- the three calls -------------------------------------------------------------
 
@@ -106,14 +95,15 @@ class Registry:
         for scheme in schemes:
             base = self.base_url or f"{scheme}://{self.host}"
             try:
-                response = self._send("GET", f"{base}/v2/", {}, stream=False,
-                                      verify=not self.insecure)
-            except _network_errors() as err:
+                with self._send("GET", f"{base}/v2/", {}) as response:
+                    response.read(1 << 16)
+            except NETWORK_ERRORS as err:
                 log.debug("%s: %s", base, err)
-                last = err
+                last = last or err   # the preferred scheme's failure says most
                 continue
             if response.status_code in (200, 401):
                 self.base_url = base
+                self._challenge = response.headers.get("WWW-Authenticate")
                 return
             last = f"HTTP {response.status_code} from {base}/v2/ (not a registry API?)"
         raise Unreachable(f"cannot reach registry {self.host}: {_reason(last)}")
@@ -122,14 +112,14 @@ class Registry:
         """GET a manifest or index by tag or digest; refuse what is not one."""
         name = f"{self.host}/{repository}{'@' if ':' in key else ':'}{key}"
         response = self.request("GET", f"/v2/{repository}/manifests/{key}", repository,
-                                headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+                                headers={"Accept": MANIFEST_ACCEPT})
         with response:
             if response.status_code == 404:
                 raise NotFound(f"manifest unknown: {name}")
             _raise_for_status(response, f"manifest {name}")
             try:   # read at most the limit: a registry cannot make us hold gigabytes
-                data = response.raw.read(MAX_MANIFEST + 1, decode_content=True)
-            except _network_errors() as err:
+                data = response.read(MAX_MANIFEST + 1)
+            except NETWORK_ERRORS as err:
                 raise Unreachable(f"manifest {name}: {_reason(err)}") from None
         if len(data) > MAX_MANIFEST:
             raise Corrupt(f"manifest {name} is larger than {MAX_MANIFEST} bytes")
@@ -162,7 +152,7 @@ class Registry:
 
     def _download_rest(self, path, repository, size, sink, progress, cancel):
         headers = {"Range": f"bytes={sink.written}-"} if sink.written else {}
-        response = self.request("GET", path, repository, headers=headers, stream=True)
+        response = self.request("GET", path, repository, headers=headers)
         with response:
             if response.status_code == 200 and sink.written:
                 log.info("%s: the server ignored Range; starting again", path)
@@ -173,22 +163,11 @@ class Registry:
                     "Content-Range", "").startswith(f"bytes {sink.written}-"):
                 sink.restart()   # not the part we asked for: start over
                 raise _Retry(f"the server sent {response.headers.get('Content-Range')!r}")
-            try:
-                for chunk in response.raw.stream(CHUNK, decode_content=False):
-                    if cancel is not None and cancel.is_set():
-                        raise Cancelled()
-                    if sink.written + len(chunk) > size:
-                        raise Corrupt(f"blob {path.rsplit('/')[-1]} is larger than "
-                                      f"its descriptor's size {size}")
-                    sink.write(chunk)
-                    if progress:
-                        progress(len(chunk))
-            except _network_errors() as err:
-                raise _Retry(f"connection dropped: {_reason(err)}") from None
+            _stream_body(response, path, size, sink, progress, cancel)
         if sink.written < size:
             raise _Retry(f"connection closed after {sink.written} of {size} bytes")
 
-    def request(self, method: str, path: str, repository: str, headers=None, stream=False):
+    def request(self, method: str, path: str, repository: str, headers=None):
         """Send a request to the registry, answering auth challenges, and retrying
         5xx answers and failed connections with backoff."""
         if not self.base_url:
@@ -198,7 +177,7 @@ class Registry:
         for attempt in range(TRIES):
             last = attempt == TRIES - 1
             try:
-                response = self._authorized(method, url, scope, dict(headers or {}), stream)
+                response = self._authorized(method, url, scope, dict(headers or {}))
             except Unreachable as err:
                 if last:
                     raise
@@ -213,12 +192,12 @@ class Registry:
             time.sleep(delay)
         raise AssertionError("unreachable: the last try returns or raises")
 
-    def _authorized(self, method, url, scope, headers, stream):
+    def _authorized(self, method, url, scope, headers):
         """Send with the scope's known credentials; on 401, answer the challenge once."""
-        known = self.auth.header_for(scope)
+        known = self.auth.header_for(scope) or self._answer_in_advance(scope)
         if known:
             headers["Authorization"] = known
-        response = self._send_or_unreachable(method, url, headers, stream)
+        response = self._send_or_unreachable(method, url, headers)
         if response.status_code != 401:
             return response
         challenge = response.headers.get("WWW-Authenticate")
@@ -227,28 +206,35 @@ class Registry:
             raise Unauthorized(f"{self.host} refused access (401) without a challenge")
         log.info("  -> 401, challenge: %s", challenge)
         headers["Authorization"] = self.auth.answer(challenge, scope)
-        response = self._send_or_unreachable(method, url, headers, stream)
+        response = self._send_or_unreachable(method, url, headers)
         if response.status_code == 401:
             who = "the credentials given" if self.auth.credentials else "anonymous access"
             raise Unauthorized(f"{self.host} refused {who} to {scope.split(':')[1]} "
                                "(does it exist? is a login needed?)")
         return response
 
-    def _send_or_unreachable(self, method, url, headers, stream):
+    def _answer_in_advance(self, scope: str) -> str | None:
+        """Answer the ping's challenge for scope before a request meets it again
+        (as Docker does): saves each scope's first request a 401 round trip.
+        Basic without credentials waits: the repository may be public."""
+        challenge = self._challenge
+        if not challenge or (challenge.lower().startswith("basic") and not self.auth.credentials):
+            return None
+        return self.auth.answer(challenge, scope)
+
+    def _send_or_unreachable(self, method, url, headers):
         try:
-            return self._send(method, url, headers, stream, verify=not self.insecure)
-        except _network_errors() as err:
+            return self._send(method, url, headers)
+        except NETWORK_ERRORS as err:
             raise Unreachable(f"cannot reach registry {self.host}: {_reason(err)}") from None
 
-    def _send(self, method, url, headers, stream, verify=True):
+    def _send(self, method, url, headers):
         """One request, following redirects ourselves so that Authorization
         never leaves the registry's host (blob storage gets signed URLs)."""
         origin = urlsplit(url).netloc
         for _ in range(MAX_REDIRECTS + 1):
             log.info("%s %s", method, url)
-            response = self.session.request(method, url, headers=headers, stream=stream,
-                                            allow_redirects=False, timeout=TIMEOUT,
-                                            verify=verify)
+            response = self.transport.request(method, url, headers)
             log.debug("  -> HTTP %d %s", response.status_code,
                       response.headers.get("Content-Type", ""))
             if not response.is_redirect:
@@ -265,6 +251,26 @@ class Registry:
         raise Unreachable(f"more than {MAX_REDIRECTS} redirects from {origin}")
 
 
+def _stream_body(response, path, size, sink, progress, cancel) -> None:
+    """Read a blob's body into sink in CHUNK-sized pieces, through one reused buffer."""
+    buffer = memoryview(bytearray(CHUNK))
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        try:
+            count = response.readinto(buffer)
+        except NETWORK_ERRORS as err:   # only the reading: a full disk is no network error
+            raise _Retry(f"connection dropped: {_reason(err)}") from None
+        if not count:
+            return
+        if sink.written + count > size:
+            raise Corrupt(f"blob {path.rsplit('/')[-1]} is larger than "
+                          f"its descriptor's size {size}")
+        sink.write(buffer[:count])
+        if progress:
+            progress(count)
+
+
 def _raise_for_status(response, what: str) -> None:
     status = response.status_code
     if status in (401, 403):
@@ -278,7 +284,7 @@ def _raise_for_status(response, what: str) -> None:
 
 
 def _reason(err) -> str:
-    """A short, one-line reason from a (possibly deeply nested) requests error."""
+    """A short, one-line reason from a network error."""
     text = str(err)
     for marker in ("Errno", "Connection refused", "Name or service not known"):
         if marker in text:

@@ -177,3 +177,70 @@ def test_sink_reports_a_failed_early_flush(tmp_path, monkeypatch):
         _fill(blob_sink, sink_module.FLUSH_EVERY + 1024, chunk=1 << 16)
         with pytest.raises(OSError, match="Input/output error"):
             blob_sink.sync()
+
+
+def _mutations(value, path=()):
+    """value with one part changed at a time: each key dropped, each value replaced by
+    another JSON type (or a near miss: 2.0, -1, "", a bad digest), each list emptied."""
+    odd_values = [None, True, False, 0, -1, 2.0, 1.5, "", "x", "sha256:" + "A" * 64, [], {},
+                  ["x"], {"k": 1}]
+    for replacement in odd_values:
+        yield path, replacement
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield path + (key,), ...   # ... drops the key
+            yield from _mutations(item, path + (key,))
+        yield path + ("extra",), {"k": 1}
+    elif isinstance(value, list):
+        for n, item in enumerate(value[:2]):
+            yield from _mutations(item, path + (n,))
+
+
+def _mutated(document, path, replacement):
+    import copy
+    document = copy.deepcopy(document)
+    if not path:
+        return replacement
+    parent = document
+    for part in path[:-1]:
+        parent = parent[part]
+    if replacement is ...:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = replacement
+    return document
+
+
+def test_the_quick_schema_check_agrees_with_jsonschema():
+    # manifest.violation stands in for jsonschema on the hot path: for each fixture
+    # document and thousands of broken variants, the two must give the same verdict.
+    import jsonschema
+    from tests.fixtures import images
+    image, index = images.configured_image(), images.platform_index()
+    docker = images.busybox_image(docker=True)
+    cases = [(image.manifest, manifest.MANIFEST_SCHEMA), (docker.manifest, manifest.MANIFEST_SCHEMA),
+             (index.manifest, manifest.INDEX_SCHEMA), (image.config, manifest.CONFIG_SCHEMA),
+             (images.platform_index(docker=True).manifest, manifest.INDEX_SCHEMA)]
+    checked = bad = 0
+    for document, schema in cases:
+        validator = jsonschema.Draft202012Validator(schema)
+        for path, replacement in _mutations(document):
+            candidate = _mutated(document, path, replacement)
+            expected = validator.is_valid(candidate)
+            assert (manifest.violation(candidate, schema) is None) == expected, (path, replacement)
+            checked, bad = checked + 1, bad + (not expected)
+    assert checked > 1000 and 0 < bad < checked, (checked, bad)
+
+
+def test_a_valid_pull_never_imports_jsonschema():
+    import subprocess
+    import sys
+    from tests.fixtures import images
+    image = images.configured_image()
+    code = ("import json, sys; from mocker_fetch import manifest; "
+            "manifest.validate(json.loads(sys.argv[1]), manifest.MANIFEST_SCHEMA, 'manifest'); "
+            "manifest.validate(json.loads(sys.argv[2]), manifest.CONFIG_SCHEMA, 'config'); "
+            "print('jsonschema' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, json.dumps(image.manifest),
+                             json.dumps(image.config)], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
