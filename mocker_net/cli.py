@@ -106,4 +106,9 @@ def main(argv=None) -> int:
         argv = ["cni"]             # a CNI runtime runs the plugin without arguments
     args = cli.parse(build_parser(), argv)
     cli.setup_logging(args.verbose)
-    return cli.run(PROG, COMMANDS[args.command], args)
+    code = cli.run(PROG, COMMANDS[args.command], args)
+    if args.command in ("hook", "cni"):
+        # The runtime waits for its hooks (and a CNI caller for its plugin): the
+        # work is done and written, so skip the interpreter's teardown.
+        cli.exit_without_teardown(code)
+    return code

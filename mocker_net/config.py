@@ -10,8 +10,6 @@ import ipaddress
 import json
 import os
 import re
-import socket
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,8 +147,8 @@ def host_routes() -> list[HostRoute]:
     for line in lines:
         cols = line.split()
         # The kernel prints addresses as little-endian hex words.
-        dest = socket.inet_ntoa(struct.pack("<I", int(cols[1], 16)))
-        mask = socket.inet_ntoa(struct.pack("<I", int(cols[7], 16)))
+        dest = ipaddress.IPv4Address(bytes.fromhex(cols[1])[::-1])
+        mask = ipaddress.IPv4Address(bytes.fromhex(cols[7])[::-1])
         routes.append(HostRoute(cols[0], ipaddress.IPv4Network(f"{dest}/{mask}", strict=False)))
     return routes
 

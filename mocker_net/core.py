@@ -51,21 +51,17 @@ def resolve_network(bridge=None, subnet=None, mtu=None) -> NetConfig:
     return NetConfig(net.bridge, ipaddress.IPv4Network(saved["subnet"]), saved["mtu"], net.dns)
 
 
-def host_ifnames(net: NetConfig, container_id: str) -> tuple[str, str]:
-    """Names of the veth's host end and, until it is renamed, its container end.
-
-    Derived from bridge and id, so they fit IFNAMSIZ and differ between networks.
-    """
+def host_ifname(net: NetConfig, container_id: str) -> str:
+    """Name of the veth's host end: derived from bridge and id, so that it fits
+    IFNAMSIZ and differs between networks."""
     tag = hashlib.sha256(f"{net.bridge}/{container_id}".encode()).hexdigest()[:8]
-    return f"veth{tag}", f"ceth{tag}"
+    return f"veth{tag}"
 
 
 def setup(net: NetConfig, att: Attachment) -> ContainerRecord:
     if att.mode not in config.MODES:
         raise MockerError(f"unknown network mode {att.mode!r}: expected bridge, none or host")
     store.check_id(att.id)
-    if att.mode == "bridge":
-        links.preload()            # import pyroute2 before queueing for the lock
     record = ContainerRecord(id=att.id, mode=att.mode, netns=att.netns, hostname=att.hostname,
                              ifname=att.ifname, caller=att.caller,
                              ports=[str(p) for p in att.ports])
@@ -137,15 +133,14 @@ def _lease(net: NetConfig, record: ContainerRecord) -> None:
     address = ipam.allocate(net, record.id)
     record.bridge, record.subnet, record.gateway = net.bridge, str(net.subnet), str(net.gateway)
     record.address, record.mac, record.mtu = str(address), ipam.mac_for(address), net.mtu
-    record.host_ifname = host_ifnames(net, record.id)[0]
+    record.host_ifname = host_ifname(net, record.id)
 
 
 def _attach(net: NetConfig, att: Attachment, record: ContainerRecord) -> None:
     if att.mode == "bridge":
-        peer = host_ifnames(net, att.id)[1]
-        links.add_veth(net.bridge, record.host_ifname, peer, att.netns, net.mtu)
+        links.add_veth(net.bridge, record.host_ifname, att.netns, att.ifname, record.mac, net.mtu)
         links.configure_container_side(
-            att.netns, peer, att.ifname, record.mac,
+            att.netns, att.ifname,
             ipaddress.IPv4Interface(f"{record.address}/{net.subnet.prefixlen}"), net.gateway)
         if att.ports:
             nat.apply(net, _forwards(net.bridge))

@@ -181,18 +181,27 @@ def test_pids_and_cpu_limits(cleanup, unique):
     assert "can't fork" in forks.stderr or forks.returncode != 0, forks
 
 
+def bundles() -> set[str]:
+    """The bundle directories mocker-bundle has made (named by container id)."""
+    where = Path(os.environ["MOCKER_ROOT"], "containers")
+    return {p.name for p in where.iterdir()} if where.is_dir() else set()
+
+
 def test_rm_flag_leaves_nothing(cleanup):
-    before = ps_rows("-a")
+    before, made = ps_rows("-a"), bundles()
     done = mocker("run", "--rm", "--name", "gone-soon", BUSYBOX, "true")
     assert done.returncode == 0, done.stderr
     assert ps_rows("-a") == before
-    assert not list(Path(os.environ["MOCKER_ROOT"], "containers").glob("*gone*"))
+    assert bundles() == made, "the bundle is removed"
 
 
 def test_names_are_unique_and_generated(cleanup, unique):
     mocker("run", "--name", unique, BUSYBOX, "true", check=True)
+    made = bundles()
     again = mocker("run", "--name", unique, BUSYBOX, "true")
     assert again.returncode == 125 and "already in use" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert bundles() == made, "the bundle made for the refused name is removed"
     mocker("run", BUSYBOX, "true", check=True)
     names = [r["NAMES"] for r in ps_rows("-a")]
     assert unique in names
@@ -202,7 +211,7 @@ def test_names_are_unique_and_generated(cleanup, unique):
 def test_verbose_narrates_each_step(cleanup):
     done = mocker("-v", "run", "--rm", BUSYBOX, "true")
     runtime = os.environ.get("MOCKER_RUNTIME") or "mocker-runc"
-    for tool in ("engine create", "mocker-bundle", f"+ {runtime} ", "engine monitor"):
+    for tool in ("mocker-bundle", "engine run", f"+ {runtime} "):
         assert tool in done.stderr, done.stderr
     quiet = mocker("run", "--rm", BUSYBOX, "true", env={**os.environ, "MOCKER_VERBOSE": "1"})
     assert "mocker-bundle" in quiet.stderr
@@ -300,6 +309,11 @@ def test_stop_signal_and_restart(cleanup, unique):
     mocker("restart", unique, check=True)
     assert next(r for r in ps_rows() if r["NAMES"] == unique)["STATUS"].startswith("Up ")
     assert mocker("kill", "-s", "USR1", unique).returncode == 0
+    # rm -f while it ends by itself: the runtime may have forgotten it already,
+    # its monitor not yet recorded the end.
+    removed = mocker("rm", "-f", unique)
+    assert removed.returncode == 0, removed.stderr
+    assert unique not in [r["NAMES"] for r in ps_rows("-a")]
 
 
 def test_killed_monitor_container_still_listed_and_removable(cleanup, network, unique):  # noqa: F811

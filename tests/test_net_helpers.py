@@ -269,8 +269,9 @@ def host_links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
 
 
-def veth_pair(network: "Network", container_id: str) -> set[str]:
-    """The names mocker-net gives the container's veth ends (other sessions' links vary)."""
-    from mocker_net.core import host_ifnames
+def host_veth(network: "Network", container_id: str) -> set[str]:
+    """The name mocker-net gives the container's veth end on the host (the other end
+    is made in the container's namespace; other sessions' links vary)."""
+    from mocker_net.core import host_ifname
     net = config.NetConfig(network.bridge, network.subnet, 1500)
-    return set(host_ifnames(net, container_id))
+    return {host_ifname(net, container_id)}

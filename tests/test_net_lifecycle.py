@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from mocker_common import paths
 from tests.test_net_helpers import (containers, free_port, free_subnet, host_links,  # noqa: F401
-                                    mocker_net, network, remote_host, veth_pair)
+                                    mocker_net, network, remote_host, host_veth)
 
 
 def net_files() -> list[str]:
@@ -89,7 +89,7 @@ def test_published_port_is_refused_twice_and_nothing_is_left(containers, network
     assert done.returncode == 8
     assert done.stderr.strip().count("\n") == 0
     assert f"host port {port}/tcp is already published by container {first.id}" in done.stderr
-    assert not veth_pair(network, second.id) & host_links()
+    assert not host_veth(network, second.id) & host_links()
     assert mocker_net("inspect", second.id).returncode == 3
     assert network.rules().count("dnat to") == 1
 
@@ -117,7 +117,7 @@ def test_none_mode_has_only_loopback_and_host_mode_keeps_the_host_network(contai
     host.holder.kill()   # host mode: the "container" is a host process; use ours instead
     host.pid = os.getpid()
     assert host.up()["mode"] == "host"
-    assert not veth_pair(network, host.id) & host_links()
+    assert not host_veth(network, host.id) & host_links()
     assert "nameserver" in (host.rootfs / "etc/resolv.conf").read_text()
 
 
@@ -136,7 +136,7 @@ def test_verbose_prints_each_step_as_ip_and_nft_commands(containers):
     done = c.hook("up", "-v")
     assert done.returncode == 0, done.stderr
     assert "ip link add veth" in done.stderr
-    assert f"ip -n /proc/{c.pid}/ns/net route add default via" in done.stderr
+    assert f"nsenter --net=/proc/{c.pid}/ns/net ip route add default via" in done.stderr
     assert "add rule ip mocker_" in done.stderr and "dnat to" in done.stderr
 
 
@@ -192,7 +192,7 @@ def test_bridge_mode_refuses_a_container_in_the_host_namespace(network, tmp_path
     state = json.dumps({"id": "hostns", "pid": os.getpid(), "bundle": str(tmp_path)})
     done = mocker_net("hook", "up", stdin=state)
     assert done.returncode == 1 and "network namespace of its own" in done.stderr
-    assert not veth_pair(network, "hostns") & host_links() and net_files() == []
+    assert not host_veth(network, "hostns") & host_links() and net_files() == []
 
 
 def test_a_failure_midway_undoes_links_rules_and_lease(containers, network, tmp_path):
@@ -204,6 +204,6 @@ def test_a_failure_midway_undoes_links_rules_and_lease(containers, network, tmp_
     assert done.returncode == 1 and "a symlink is refused" in done.stderr
     assert done.stderr.count("\n") == 1
     assert list(outside.iterdir()) == []
-    assert not veth_pair(network, c.id) & host_links()
+    assert not host_veth(network, c.id) & host_links()
     assert "dnat to" not in network.rules()
     assert mocker_net("inspect", c.id).returncode == 3 and net_files() == []

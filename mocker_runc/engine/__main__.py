@@ -1,7 +1,9 @@
 """Allow `python -m mocker_runc.engine` (bin/mocker calls it so)."""
 
-import sys
+from mocker_common.cli import exit_without_teardown
 
 from .cli import main
 
-sys.exit(main())
+# Records are written and files closed when main returns; the user of
+# `mocker run --rm` need not wait for the interpreter to free its modules.
+exit_without_teardown(main())

@@ -6,28 +6,27 @@ lifecycle, table or logs. Errors are one line, with docker's exit codes:
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
 
 from mocker_common import cli
-from mocker_common.errors import ExitCode, MockerError, NotFound
+from mocker_common.errors import MockerError
 
 from . import records
 
 # The other engine modules are imported by the verbs that use them: `mocker run`
-# starts the engine twice, and each import costs start-up time.
+# starts the engine on every run, and each import costs start-up time.
 
 PROG = "mocker"
 RUN_ERROR, VERB_ERROR = 125, 1
 
 
-# --- run: the record, then the monitor (bin/mocker bundles in between) ---
+# --- run: the record and the monitor (bin/mocker bundles first) ---
 
 def do_create(args) -> int:
-    if args.check_image and not _image_in_store(args.image):
-        return ExitCode.NOT_FOUND  # bin/mocker pulls it, then asks again
     record = records.create(args.image, args.name or "", auto_remove=args.rm,
                             interactive=args.interactive, tty=args.tty, init=args.init,
                             stop_signal=args.stop_signal or "")
@@ -35,14 +34,24 @@ def do_create(args) -> int:
     return 0
 
 
-def _image_in_store(image: str) -> bool:
-    """Does the shared store have the image? (`run` pulls only when it does not.)"""
-    from mocker_bundle.image import open_image, parse_source  # its lookup, not a copy
+def do_run(args) -> int:
+    """`mocker run`'s last step: record the container mocker-bundle made (its id
+    is the bundle directory's name), then run it under a monitor. One engine
+    start for both, where create + monitor took two."""
+    from . import lifecycle
+    bundle = os.path.abspath(args.bundle)
+    args.id = os.path.basename(bundle)
+    if not records.ID_RE.match(args.id):
+        raise MockerError(f"{bundle} is not named by a container id (64 hex digits)")
     try:
-        open_image(parse_source(image))
-    except NotFound:
-        return False
-    return True
+        records.create(args.image, args.name or "", container_id=args.id,
+                       auto_remove=args.rm, interactive=args.interactive, tty=args.tty,
+                       init=args.init, stop_signal=args.stop_signal or "")
+    except MockerError:
+        with contextlib.suppress(MockerError):  # the user must see why it failed
+            lifecycle.remove_bundle(bundle)  # a container that cannot be recorded leaves nothing
+        raise
+    return do_monitor(args)
 
 
 def do_monitor(args) -> int:
@@ -185,9 +194,9 @@ def do_exec(args) -> int:
         null = os.open(os.devnull, os.O_RDONLY)  # docker exec without -i: no stdin
         os.dup2(null, 0)
     try:
-        os.execvp(command[0], command)
+        os.execvpe(command[0], command, runtime.environment() or os.environ)
     except FileNotFoundError:
-        raise MockerError(f"cannot run {command[0]}: not found") from None
+        raise MockerError(f"cannot run {runtime.runtime()}: not found") from None
 
 
 def _exec_user(record, spec: str) -> list[str]:
@@ -222,26 +231,33 @@ def _containers(parser, many=True):
         parser.add_argument("container", metavar="CONTAINER", help="name, id or id prefix")
 
 
+def _create_options(parser):
+    parser.add_argument("--image", required=True)
+    parser.add_argument("--name")
+    parser.add_argument("--rm", action="store_true")
+    parser.add_argument("-i", "--interactive", action="store_true")
+    parser.add_argument("-t", "--tty", action="store_true")
+    parser.add_argument("--init", action="store_true")
+    parser.add_argument("--stop-signal")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.make_parser(PROG, "the engine behind mocker: container records, monitors, ps, logs")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = _verb(sub, "create", do_create, "record a new container; print its id", RUN_ERROR)
-    p.add_argument("--image", required=True)
-    p.add_argument("--name")
-    p.add_argument("--rm", action="store_true")
-    p.add_argument("-i", "--interactive", action="store_true")
-    p.add_argument("-t", "--tty", action="store_true")
-    p.add_argument("--init", action="store_true")
-    p.add_argument("--stop-signal")
-    p.add_argument("--check-image", action="store_true",
-                   help="first look the image up: exit with status 3, silently, if the store lacks it")
-
+    _create_options(p)
 
     p = _verb(sub, "monitor", do_monitor, "run a created container under a monitor", RUN_ERROR)
     p.add_argument("--bundle", required=True)
     p.add_argument("-d", "--detach", action="store_true")
     p.add_argument("id")
+
+    p = _verb(sub, "run", do_run, "record the container of a bundle made by mocker-bundle "
+              "(its id: the bundle directory's name) and run it under a monitor", RUN_ERROR)
+    _create_options(p)
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("bundle")
 
     p = _verb(sub, "ps", do_ps, "list containers")
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default: running)")

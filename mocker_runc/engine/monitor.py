@@ -47,15 +47,20 @@ def _spawn(record: Record, stdin, stdout, stderr, own_group: bool = False) -> su
     runtime_log = records.runtime_log_path(record.id)
     runtime_log.unlink(missing_ok=True)
     command = runtime.run_argv(record.id, record.bundle, str(pid_file), str(runtime_log))
-    log.info("+ %s", " ".join(command))
+    log.info("+ %s", runtime.shown(command))
     try:
         child = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr,
-                                 process_group=0 if own_group else None)
+                                 process_group=0 if own_group else None,
+                                 env=runtime.environment())
     except FileNotFoundError:
-        raise MockerError(f"the runtime {command[0]} is not installed (MOCKER_RUNTIME)") from None
+        raise MockerError(f"the runtime {runtime.runtime()} is not installed (MOCKER_RUNTIME)") from None
     records.update(record.id, status=RUNNING, started=time.time(), finished=0.0,
                    exit_code=None, monitor_pid=os.getpid(),
                    monitor_start=procs.start_time(os.getpid()))
+    if record.auto_remove:
+        # --rm: load the bundle remover now, while the runtime starts the
+        # container, not after it ends, when the user waits for the teardown.
+        lifecycle.preload_remover()
     return child
 
 

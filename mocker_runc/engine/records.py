@@ -23,6 +23,7 @@ from .names import generate_name
 
 # Docker's rule for names: a letter or digit, then letters, digits, _ . -
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+ID_RE = re.compile(r"^[0-9a-f]{64}$")
 SHORT_ID = 12
 
 CREATED, RUNNING, EXITED = "created", "running", "exited"
@@ -121,17 +122,23 @@ def all_records() -> list[Record]:
     return sorted(records, key=lambda r: r.created, reverse=True)
 
 
-def create(image: str, name: str = "", **fields) -> Record:
-    """A new record with a fresh 64-hex id and a unique name (generated if empty)."""
+def create(image: str, name: str = "", container_id: str = "", **fields) -> Record:
+    """A new record with a unique name (generated if empty) and the given 64-hex
+    id (mocker-bundle's choice for the bundle), or a fresh one."""
     if name and not NAME_RE.match(name):
         raise MockerError(f"invalid container name {name!r}: use letters, digits, '_', '.', '-'")
+    if container_id and not ID_RE.match(container_id):
+        raise MockerError(f"invalid container id {container_id!r}: expected 64 hex digits")
     engine_dir().mkdir(parents=True, exist_ok=True)
     with locked(engine_dir() / ".lock"):  # two runs cannot take the same name
-        taken = {r.name for r in all_records()}
+        records = all_records()
+        taken = {r.name for r in records}
         if name in taken:
             raise Conflict(f"the container name {name!r} is already in use; "
                            f"remove that container or choose another name")
-        record = Record(id=os.urandom(32).hex(), name=name or generate_name(taken),
+        if container_id in {r.id for r in records}:
+            raise Conflict(f"a container with id {container_id} exists already")
+        record = Record(id=container_id or os.urandom(32).hex(), name=name or generate_name(taken),
                         image=image, created=time.time(), **fields)
         record_dir(record.id).mkdir()
         save(record)

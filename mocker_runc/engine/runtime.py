@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 
 from mocker_common import paths
 from mocker_common.errors import MockerError
@@ -20,9 +21,37 @@ def runtime() -> str:
     return os.environ.get("MOCKER_RUNTIME") or "mocker-runc"
 
 
+def _program() -> list[str]:
+    """How to start the runtime. mocker-runc is this package's own command, so
+    the engine starts it as `python -m mocker_runc`, with its own interpreter
+    and its own -S (see environment()). Another runtime is run by name."""
+    if runtime() != "mocker-runc":
+        return [runtime()]
+    return [sys.executable, *(["-S"] if sys.flags.no_site else []), "-m", "mocker_runc"]
+
+
+def environment() -> dict | None:
+    """The runtime's environment: ours, except that a runtime started with -S
+    (the engine runs from a checkout without site: site's .pth files cost
+    ~35 ms per process on a host with many) gets site-packages, where cgroupspy
+    lives, on PYTHONPATH instead. None: ours, unchanged."""
+    if runtime() != "mocker-runc" or not sys.flags.no_site:
+        return None
+    import sysconfig  # ~3 ms, and only here
+    extra = [sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    path += [p for p in dict.fromkeys(extra) if p not in path]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
 def argv(*args: str) -> list[str]:
     """The runtime's command line for one verb, with mocker's state root."""
-    return [runtime(), "--root", str(paths.runc_state_dir()), *args]
+    return [*_program(), "--root", str(paths.runc_state_dir()), *args]
+
+
+def shown(command: list[str]) -> str:
+    """A runtime command line as a user would type it: `mocker-runc ...`."""
+    return " ".join([runtime(), *command[len(_program()):]])
 
 
 def run_argv(container_id: str, bundle: str, pid_file: str, log_file: str) -> list[str]:
@@ -30,7 +59,8 @@ def run_argv(container_id: str, bundle: str, pid_file: str, log_file: str) -> li
     # which runs the poststop hooks (mocker-net hook down). Its errors also go
     # to log_file as JSON lines, where the monitor reads why a start failed.
     command = argv("run", "--bundle", bundle, "--pid-file", pid_file, container_id)
-    command[1:1] = ["--log", log_file, "--log-format", "json"]
+    where = len(_program())
+    command[where:where] = ["--log", log_file, "--log-format", "json"]
     return command
 
 
@@ -54,8 +84,9 @@ def last_error(log_file: str) -> str:
 def call(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     """Run one runtime verb; its stderr is kept for the caller's error message."""
     command = argv(*args)
-    log.info("+ %s", " ".join(command))
-    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    log.info("+ %s", shown(command))
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          env=environment())
     if check and done.returncode != 0:
         message = done.stderr.strip().splitlines()
         raise MockerError(message[-1] if message else f"{runtime()} {args[0]} failed")
