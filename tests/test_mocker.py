@@ -410,6 +410,37 @@ def test_images_and_rmi(mirror):
     assert mocker("image", "prune").returncode == 0
 
 
+def test_image_prune_frees_the_layers_of_removed_images(cleanup, mirror, unique):
+    """rmi + image prune: the image's cached layers go, a running container's stay."""
+    from tests.fixtures.images import busybox_layer, file, make_image, make_layer
+    from tests.fixtures.registry import push_image
+    images = {}
+    for role in ("kept", "gone"):   # busybox and a layer of their own
+        image = make_image([busybox_layer(), make_layer([file(role, f"{unique}\n")])])
+        push_image(mirror, f"{unique}/{role}", "latest", image)
+        images[role] = (f"{mirror.host}/{unique}/{role}:latest", image)
+    cache = Path(os.environ["MOCKER_ROOT"], "layers", "sha256")
+
+    def cached(role):
+        return (cache / images[role][1].diff_ids[-1].split(":")[1]).is_dir()
+    kept, gone = images["kept"][0], images["gone"][0]
+    mocker("run", "-d", "--name", unique, "--network", "none", kept, "sleep", "600", check=True)
+    assert mocker("run", "--rm", "--network", "none", gone, "cat", "/gone").stdout == f"{unique}\n"
+    assert cached("kept") and cached("gone")
+    mocker("rmi", kept, gone, check=True)
+    pruned = mocker("image", "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "Removed 1 cached layers" in pruned.stdout
+    assert not cached("gone"), "the removed image's own layer is pruned"
+    assert cached("kept"), "a running container's layer is kept, though its image is gone"
+    assert mocker("exec", unique, "cat", "/kept").stdout == f"{unique}\n"
+    mocker("rm", "-f", unique, check=True)
+    mocker("image", "prune", check=True)
+    assert not cached("kept"), "with its container gone, so is its layer"
+    assert "cached layers" in mocker("image", "prune", "--help", check=True).stdout
+    assert (cache / busybox_layer().diff_id.split(":")[1]).is_dir(), "busybox's image remains"
+
+
 @pytest.mark.parametrize("verb", ["run", "ps", "logs", "exec", "stop", "kill", "start", "restart",
                                   "rm", "inspect", "port", "pull", "images"])
 def test_help(verb):
