@@ -6,13 +6,13 @@ and lives elsewhere; the record only remembers its path. Names are unique: they
 are reserved under a lock when the record is created.
 """
 
+import collections
 import contextlib
 import json
 import os
 import re
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 from mocker_common import paths
 from mocker_common.errors import Conflict, MockerError, NotFound
@@ -29,31 +29,35 @@ SHORT_ID = 12
 CREATED, RUNNING, EXITED = "created", "running", "exited"
 
 
-class Record(NamedTuple):
-    """One container, as record.json keeps it (a NamedTuple: dataclasses would
-    import inspect, ~4 ms more at every engine start). Never changed in place:
-    update() writes a changed copy."""
+# A record's fields: these four always given, then the rest with their defaults.
+_GIVEN = ("id", "name", "image", "created")   # created: a time.time()
+_DEFAULTS = {
+    "bundle": "",
+    "auto_remove": False,
+    "interactive": False,
+    "tty": False,
+    "init": False,          # --init: a reaper as pid 1
+    "stop_signal": "",      # --stop-signal; else the image's; else SIGTERM
+    "command": (),          # the process's args
+    "ports": (),            # "[ip:]host:ctr[/proto]"
+    "network": "",
+    "hostname": "",
+    "status": CREATED,
+    "started": 0.0,
+    "finished": 0.0,
+    "exit_code": None,      # an int once it exited
+    "monitor_pid": 0,
+    "monitor_start": "",    # the monitor's start time, against pid reuse
+}
 
-    id: str
-    name: str
-    image: str
-    created: float
-    bundle: str = ""
-    auto_remove: bool = False
-    interactive: bool = False
-    tty: bool = False
-    init: bool = False             # --init: a reaper as pid 1
-    stop_signal: str = ""          # --stop-signal; else the image's; else SIGTERM
-    command: list = []             # shared default: never mutated, only replaced
-    ports: list = []               # "[ip:]host:ctr[/proto]"
-    network: str = ""
-    hostname: str = ""
-    status: str = CREATED
-    started: float = 0.0
-    finished: float = 0.0
-    exit_code: int | None = None
-    monitor_pid: int = 0
-    monitor_start: str = ""        # the monitor's start time, against pid reuse
+
+class Record(collections.namedtuple("Record", _GIVEN + tuple(_DEFAULTS),
+                                    defaults=tuple(_DEFAULTS.values()))):
+    """One container, as record.json keeps it. Never changed in place: update()
+    writes a changed copy. (A namedtuple: a dataclass, or typing.NamedTuple,
+    would import inspect or typing, 3-7 ms more at every engine start.)"""
+
+    __slots__ = ()
 
     @property
     def short_id(self) -> str:
