@@ -316,6 +316,26 @@ def test_stop_signal_and_restart(cleanup, unique):
     assert unique not in [r["NAMES"] for r in ps_rows("-a")]
 
 
+def test_volatile_overlay_and_start_again(cleanup, unique):
+    """The rootfs overlay is volatile (no sync when it goes), and a stopped
+    container still starts again on it, its own changes kept."""
+    script = "echo run >> /runs; cat /runs"
+    first = mocker("run", "--name", unique, "--network", "none", BUSYBOX, "sh", "-c", script)
+    assert first.stdout == "run\n", first.stderr
+    bundle = json.loads(mocker("inspect", unique, check=True).stdout)[0]["Bundle"]
+    mounts = [line.split() for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    rootfs = next(m for m in mounts if m[4] == f"{bundle}/rootfs")
+    options = rootfs[-1].split(",")
+    assert "volatile" in options or "fsync=volatile" in options, options  # kernel 6.6+: fsync=
+    mocker("start", unique, check=True)
+    deadline = time.monotonic() + 10
+    while mocker("logs", unique).stdout != "run\nrun\nrun\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert mocker("logs", unique).stdout == "run\nrun\nrun\n", "the second run saw the first's file"
+    mocker("rm", unique, check=True)
+    assert not Path(bundle).exists()
+
+
 def test_killed_monitor_container_still_listed_and_removable(cleanup, network, unique):  # noqa: F811
     cid = mocker("run", "-d", "--name", unique, BUSYBOX, "sleep", "600", check=True).stdout.strip()
     monitors = subprocess.run(["pgrep", "-x", "mocker monitor", "-a"], capture_output=True, text=True)
