@@ -90,9 +90,12 @@ def test_dockers_default_profile_runs_busybox(runc_tool, new_bundle, unique):
     bundle = new_bundle(["sh", "-c", "ls / >/dev/null && echo listed; unshare -n true "
                                      "2>/dev/null || echo no-unshare"],
                         edit=lambda c: c["linux"].update(seccomp=profile))
-    proc = runc_tool("run", "--bundle", str(bundle), unique)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["listed", "no-unshare"]
+    # the second run loads the program the first one built and kept under --root
+    for run in (unique, unique + "b"):
+        proc = runc_tool("run", "--bundle", str(bundle), run)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == ["listed", "no-unshare"]
+    assert len(os.listdir(runc_tool.root / ".seccomp")) == 1
 
 
 PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")
