@@ -8,7 +8,6 @@ call's name) on failure, which the callers turn into one-line errors.
 """
 
 import ctypes
-import errno
 import fcntl
 import os
 import resource
@@ -239,11 +238,14 @@ class _SockFprog(ctypes.Structure):
 
 
 def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
-    """seccomp(2) SECCOMP_SET_MODE_FILTER: from now on the program judges every syscall."""
+    """seccomp(2) SECCOMP_SET_MODE_FILTER: from now on the program judges every syscall.
+
+    At most BPF_MAXINSNS instructions: the kernel refuses more, and a longer
+    count would not fit sock_fprog's unsigned short (it would be cut short).
+    """
     count = len(program) // 8
-    if count > BPF_MAXINSNS:   # refused by the kernel anyway; and len is an unsigned short
-        raise OSError(errno.EINVAL, f"{count} BPF instructions, more than the kernel's "
-                      f"{BPF_MAXINSNS}")
+    if count > BPF_MAXINSNS:
+        raise ValueError(f"a BPF program of {count} instructions")
     fprog = _SockFprog(count, program)
     _check(_syscall("seccomp", _SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(fprog)), "seccomp")
 

@@ -19,6 +19,7 @@ architectures) are skipped, as runc does.
 """
 
 import errno
+import os
 
 from mocker_common.errors import MockerError
 
@@ -44,6 +45,10 @@ class Program:
 
     def load(self) -> None:
         """seccomp(2) SECCOMP_SET_MODE_FILTER: from now on the filter is enforced."""
+        count = len(self.bpf) // 8
+        if count > linux.BPF_MAXINSNS:
+            raise MockerError(f"seccomp: cannot load the filter: {count} BPF instructions, "
+                              f"more than the kernel's {linux.BPF_MAXINSNS}")
         try:
             linux.seccomp_set_filter(self.bpf, self.flags)
         except OSError as err:
@@ -51,7 +56,7 @@ class Program:
                 raise MockerError("seccomp: cannot load the filter: without no_new_privs it "
                                   "needs CAP_SYS_ADMIN, so load it before dropping "
                                   "capabilities") from None
-            raise MockerError(f"seccomp: cannot load the filter: {err.strerror}") from None
+            raise MockerError(f"seccomp: cannot load the filter: {os.strerror(err.errno)}") from None
 
 
 def apply(cfg: dict | None) -> None:

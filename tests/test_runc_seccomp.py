@@ -9,6 +9,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -314,3 +315,12 @@ def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path):
     (tmp_path / seccomp_cache.DIRNAME).write_text("not a directory")
     program = seccomp.prepare(DENY_MKDIR, cache_root=str(tmp_path))
     assert mkdir_errno_under(program, tmp_path) == MARK
+
+
+def test_a_program_longer_than_the_kernel_takes_is_refused_with_its_length():
+    rules = [{"names": ["getpriority"], "action": "SCMP_ACT_ERRNO",
+              "args": [{"index": 0, "value": i, "op": "SCMP_CMP_EQ"}]} for i in range(5000)]
+    program = seccomp.prepare({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules})
+    _, result = in_child(program.load)   # in a child: were it loaded, only the child is filtered
+    assert re.fullmatch(r"MockerError: seccomp: cannot load the filter: 50\d\d BPF "
+                        r"instructions, more than the kernel's 4096", result["error"]), result
