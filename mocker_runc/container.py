@@ -104,15 +104,13 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
              if ns.path]
     flags = sum(ns.flag for ns in spec.namespaces if not ns.path and ns.type != "user")
     init.preload(spec.process, bool(spec.hooks["createContainer"] or spec.hooks["startContainer"]))
-    seccomp_filter = build_seccomp_filter(spec.seccomp)
+    seccomp_filter = build_seccomp_filter(spec.seccomp, store)
     middle = fork_in(cgroup)
     if middle == 0:
         ours.close()
         init.guarded(theirs, init.middle, theirs, cgroup.self_join_files(), joins,
                      spec.new_namespace("user"), flags,
                      init.container_init, theirs, spec, seccomp_filter, fifo_fd, st.id, opts)
-    if seccomp_filter is not None:
-        seccomp_filter.release()
     theirs.close()
     os.close(fifo_fd)
     undo.middle = middle
@@ -170,12 +168,12 @@ def fork_in(cgroup) -> int:
     return pid
 
 
-def build_seccomp_filter(config: dict | None):
+def build_seccomp_filter(config: dict | None, store: Store):
     """Build the linux.seccomp filter here, where errors are clear; the child only loads it."""
     if not config:
         return None
     from . import seccomp   # loads libseccomp: only for bundles that ask for seccomp
-    return seccomp.prepare(config)
+    return seccomp.prepare(config, cache_root=store.root)
 
 
 def cgroup_of(st: ContainerState):

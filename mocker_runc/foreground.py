@@ -133,7 +133,7 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
     ours, theirs = Channel.pair(with_fds=proc.terminal)
     joins = _namespaces_of(st.pid)
     init.preload(proc, False)
-    seccomp_filter = build_seccomp_filter((st.config.get("linux") or {}).get("seccomp"))
+    seccomp_filter = build_seccomp_filter((st.config.get("linux") or {}).get("seccomp"), store)
     middle = fork_in(cg)
     if middle == 0:
         ours.close()
@@ -141,8 +141,6 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
                      init.exec_process, theirs, proc, seccomp_filter,
                      None if st.no_new_keyring else st.id, opts.preserve_fds)
     theirs.close()
-    if seccomp_filter is not None:
-        seccomp_filter.release()
     pid, master = 0, None
     try:
         ours.send("go")

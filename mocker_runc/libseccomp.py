@@ -1,9 +1,11 @@
-"""A ctypes binding to the few libseccomp calls that build and load a filter.
+"""A ctypes binding to the few libseccomp calls that build a filter.
 
-libseccomp (seccomp_init(3), seccomp_rule_add(3), seccomp_load(3)) turns a
-list of "syscall -> action" rules into a BPF program for the kernel's
+libseccomp (seccomp_init(3), seccomp_rule_add(3), seccomp_export_bpf(3)) turns
+a list of "syscall -> action" rules into a BPF program for the kernel's
 seccomp(2), for each CPU architecture the filter covers. runc links the same
-library; it is installed with runc (libseccomp.so.2).
+library; it is installed with runc (libseccomp.so.2). mocker-runc takes the
+program and loads it itself (linux.seccomp_set_filter), as runc does too, so
+that a program once built can be kept (seccomp_cache.py).
 
 libseccomp functions return a negative errno on failure.
 """
@@ -71,7 +73,6 @@ def lib() -> ctypes.CDLL:
         for name, restype, argtypes in (
             ("seccomp_init", ctx, [ctypes.c_uint32]),
             ("seccomp_release", None, [ctx]),
-            ("seccomp_load", ctypes.c_int, [ctx]),
             ("seccomp_attr_set", ctypes.c_int, [ctx, ctypes.c_int, ctypes.c_uint32]),
             ("seccomp_arch_add", ctypes.c_int, [ctx, ctypes.c_uint32]),
             ("seccomp_arch_resolve_name", ctypes.c_uint32, [ctypes.c_char_p]),
@@ -79,6 +80,8 @@ def lib() -> ctypes.CDLL:
             ("seccomp_rule_add_array", ctypes.c_int,
              [ctx, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(ArgCmp)]),
             ("seccomp_export_pfc", ctypes.c_int, [ctx, ctypes.c_int]),
+            ("seccomp_export_bpf", ctypes.c_int, [ctx, ctypes.c_int]),
+            ("seccomp_version", ctypes.POINTER(ctypes.c_uint * 3), []),
         ):
             func = getattr(handle, name)
             func.restype, func.argtypes = restype, argtypes
@@ -105,6 +108,11 @@ def syscall_number(name: str) -> int | None:
     """
     number = lib().seccomp_syscall_resolve_name(name.encode())
     return None if number == NR_SCMP_ERROR else number
+
+
+def version() -> str:
+    """The library's version, "2.5.4": its syscall tables and code generator decide the program."""
+    return ".".join(map(str, lib().seccomp_version().contents))
 
 
 def arch_token(name: str) -> int | None:
@@ -146,13 +154,18 @@ class Filter:
         rc = lib().seccomp_rule_add_array(self._ctx, action, syscall, len(args), array)
         _check(rc, f"cannot add the rule for {name}")
 
-    def load(self) -> None:
-        """seccomp(2) SECCOMP_SET_MODE_FILTER: from now on the filter is enforced."""
-        rc = lib().seccomp_load(self._ctx)
-        if rc == -errno.EACCES:
-            raise MockerError("seccomp: cannot load the filter: without no_new_privs it needs "
-                              "CAP_SYS_ADMIN, so load it before dropping capabilities")
-        _check(rc, "cannot load the filter")
+    def export_bpf(self) -> bytes:
+        """The BPF program seccomp_load(3) would give the kernel (struct sock_filter[])."""
+        fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+        try:
+            _check(lib().seccomp_export_bpf(self._ctx, fd), "cannot generate the filter")
+            os.lseek(fd, 0, os.SEEK_SET)
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def export_pfc(self, fd: int) -> None:
         """Write the filter as readable pseudo-code (for debugging)."""

@@ -65,8 +65,8 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # asm/unistd_64.h: calls glibc does not wrap
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250, "clone3": 435},
-    "aarch64": {"pivot_root": 41, "capset": 91, "keyctl": 219, "clone3": 435},
+    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250, "clone3": 435, "seccomp": 317},
+    "aarch64": {"pivot_root": 41, "capset": 91, "keyctl": 219, "clone3": 435, "seccomp": 277},
 }
 
 
@@ -222,6 +222,32 @@ def set_child_subreaper() -> None:
 
 def die_with_parent(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
+
+
+# <linux/seccomp.h>
+_SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_FILTER_FLAG_LOG = 2
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
+BPF_MAXINSNS = 4096   # <linux/bpf_common.h>: the longest program the kernel takes
+
+
+class _SockFprog(ctypes.Structure):
+    """struct sock_fprog: a classic BPF program, len instructions of 8 bytes."""
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
+    """seccomp(2) SECCOMP_SET_MODE_FILTER: from now on the program judges every syscall.
+
+    At most BPF_MAXINSNS instructions: the kernel refuses more, and a longer
+    count would not fit sock_fprog's unsigned short (it would be cut short).
+    """
+    count = len(program) // 8
+    if count > BPF_MAXINSNS:
+        raise ValueError(f"a BPF program of {count} instructions")
+    fprog = _SockFprog(count, program)
+    _check(_syscall("seccomp", _SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(fprog)), "seccomp")
 
 
 # --- keyrings -----------------------------------------------------------------

@@ -5,68 +5,100 @@ the filter covers, and rules (syscall names, an action, optional argument
 comparisons). The runtime loads it in the container's process just before
 execve, so the filter governs the container's program, not the runtime.
 
-    flt = seccomp.prepare(cfg)   # parse and build (may run before fork: errors are clear there)
-    flt.load(); flt.release()    # in the child, last thing before execve
-    seccomp.apply(cfg)           # both at once
+    program = seccomp.prepare(cfg, root)   # before fork: errors are clear there
+    program.load()                          # in the child, last thing before execve
+    seccomp.apply(cfg)                      # both at once
 
-Importing this module loads libseccomp, so import it while the host's
-libraries are still visible (before pivot_root): afterwards only the
-container's files are, and neither this package nor libseccomp can be found.
+prepare() has libseccomp build the BPF program (unless it was built before
+with this very config: seccomp_cache.py, under --root); load() is one
+seccomp(2) call, which needs neither libseccomp nor the host's files, so it
+works after pivot_root.
 
 Syscall names libseccomp does not know (newer than the library, or for other
 architectures) are skipped, as runc does.
 """
 
 import errno
-import logging
+import os
 
 from mocker_common.errors import MockerError
 
 from . import libseccomp as ls
-
-log = logging.getLogger(__name__)
-
-try:
-    ls.lib()
-except MockerError:
-    pass  # no libseccomp here: building a filter will say so
+from . import linux, seccomp_cache
 
 _ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP",
             "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
 _OPS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
         "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ")
 _MAX_ARGS = 6  # a syscall has at most six arguments
+# linux.seccomp.flags: (seccomp(2) flag, the same for libseccomp's filter attribute)
+_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": (linux.SECCOMP_FILTER_FLAG_TSYNC, ls.ATTR_CTL_TSYNC),
+          "SECCOMP_FILTER_FLAG_LOG": (linux.SECCOMP_FILTER_FLAG_LOG, ls.ATTR_CTL_LOG),
+          "SECCOMP_FILTER_FLAG_SPEC_ALLOW": (linux.SECCOMP_FILTER_FLAG_SPEC_ALLOW, ls.ATTR_CTL_SSB)}
+
+
+class Program:
+    """A built filter: BPF instructions (struct sock_filter[]) and seccomp(2) flags."""
+
+    def __init__(self, bpf: bytes, flags: int):
+        self.bpf, self.flags = bpf, flags
+
+    def load(self) -> None:
+        """seccomp(2) SECCOMP_SET_MODE_FILTER: from now on the filter is enforced."""
+        count = len(self.bpf) // 8
+        if count > linux.BPF_MAXINSNS:
+            raise MockerError(f"seccomp: cannot load the filter: {count} BPF instructions, "
+                              f"more than the kernel's {linux.BPF_MAXINSNS}")
+        try:
+            linux.seccomp_set_filter(self.bpf, self.flags)
+        except OSError as err:
+            if err.errno == errno.EACCES:
+                raise MockerError("seccomp: cannot load the filter: without no_new_privs it "
+                                  "needs CAP_SYS_ADMIN, so load it before dropping "
+                                  "capabilities") from None
+            raise MockerError(f"seccomp: cannot load the filter: {os.strerror(err.errno)}") from None
 
 
 def apply(cfg: dict | None) -> None:
     """Install the linux.seccomp filter cfg in the calling process (nothing if empty)."""
-    if not cfg:
-        return
-    flt = prepare(cfg)
-    try:
-        flt.load()
-    finally:
-        flt.release()
+    if cfg:
+        prepare(cfg).load()
 
 
-def prepare(cfg: dict):
-    """Build a libseccomp filter for cfg, ready to load(); raises MockerError if invalid."""
+def prepare(cfg: dict, cache_root: str | None = None) -> Program:
+    """The program for cfg, ready to load(); raises MockerError if cfg is invalid.
+
+    With cache_root (mocker-runc's --root), a program built before for this
+    very cfg is used again, and a new one kept.
+    """
+    flags = 0
+    for name in cfg.get("flags") or []:
+        if name not in _FLAGS:
+            raise MockerError(f"seccomp: unsupported flag {name!r}")
+        flags |= _FLAGS[name][0]
+    key = seccomp_cache.cache_key(cfg, ls.version())
+    bpf = seccomp_cache.read(cache_root, key) if cache_root else None
+    if bpf is None:
+        bpf = build(cfg)
+        if cache_root:
+            seccomp_cache.write(cache_root, key, bpf)
+    return Program(bpf, flags)
+
+
+def build(cfg: dict) -> bytes:
+    """libseccomp's BPF program for cfg (what seccomp_load(3) would load)."""
     default = _action(cfg.get("defaultAction"), cfg.get("defaultErrnoRet"), "defaultAction")
-    flt = ls.Filter(default)
-    try:
+    with ls.Filter(default) as flt:
         # The runtime sets no_new_privs itself when process.noNewPrivileges asks;
         # libseccomp would otherwise always set it.
         flt.set_attr(ls.ATTR_CTL_NNP, 0, "cannot leave no_new_privs to the runtime")
         for flag in cfg.get("flags") or []:
-            flt.set_attr(_flag_attr(flag), 1, f"flag {flag} is not supported by this kernel")
+            flt.set_attr(_FLAGS[flag][1], 1, f"flag {flag} is not supported by this kernel")
         for name in cfg.get("architectures") or []:
             _add_arch(flt, name)
         for rule in cfg.get("syscalls") or []:
             _add_syscall_rule(flt, rule, default)
-    except BaseException:
-        flt.release()
-        raise
-    return flt
+        return flt.export_bpf()
 
 
 def default_profile(capabilities: list[str] | None = None) -> dict:
@@ -97,24 +129,13 @@ def _action(name: str | None, errno_ret: int | None, where: str) -> int:
     }[name]
 
 
-def _flag_attr(flag: str) -> int:
-    attrs = {"SECCOMP_FILTER_FLAG_TSYNC": ls.ATTR_CTL_TSYNC,
-             "SECCOMP_FILTER_FLAG_LOG": ls.ATTR_CTL_LOG,
-             "SECCOMP_FILTER_FLAG_SPEC_ALLOW": ls.ATTR_CTL_SSB}
-    if flag not in attrs:
-        raise MockerError(f"seccomp: unsupported flag {flag!r}")
-    return attrs[flag]
-
-
 def _add_arch(flt, name: str) -> None:
     if not isinstance(name, str) or not name.startswith("SCMP_ARCH_"):
         raise MockerError(f"seccomp: invalid architecture {name!r}")
     # SCMP_ARCH_X86_64 -> "x86_64", SCMP_ARCH_AARCH64 -> "aarch64"
     token = ls.arch_token(name[len("SCMP_ARCH_"):].lower())
-    if token is None:
-        log.debug("seccomp: skipping architecture %s, unknown to libseccomp", name)
-        return
-    flt.add_arch(token, name)
+    if token is not None:   # else unknown to libseccomp: skipped
+        flt.add_arch(token, name)
 
 
 def _add_syscall_rule(flt, rule: dict, default: int) -> None:
@@ -131,8 +152,7 @@ def _add_syscall_rule(flt, rule: dict, default: int) -> None:
     for name in names:
         number = ls.syscall_number(name)
         if number is None:
-            log.debug("seccomp: skipping syscall %s, unknown to libseccomp", name)
-            continue
+            continue   # unknown to libseccomp: skipped
         for group in groups:
             flt.add_rule(action, number, name, group)
 

@@ -85,14 +85,28 @@ def test_seccomp_filter_denies_a_syscall(runc_tool, new_bundle, unique):
     assert "rc=1" in proc.stdout and "Operation not permitted" in proc.stderr
 
 
+def test_exec_gets_the_containers_seccomp_filter(runc_tool, new_bundle, unique):
+    """exec loads the program create built and kept: the same filter, not none."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": 1}]}
+    bundle = new_bundle(["sleep", "60"], edit=lambda c: c["linux"].update(seccomp=profile))
+    runc_tool.detached("run", "-d", "--bundle", str(bundle), unique)
+    proc = runc_tool("exec", unique, "sh", "-c", "mkdir /dev/shm/d; echo rc=$?")
+    assert "rc=1" in proc.stdout and "Operation not permitted" in proc.stderr
+
+
 def test_dockers_default_profile_runs_busybox(runc_tool, new_bundle, unique):
     profile = seccomp.default_profile(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"])
     bundle = new_bundle(["sh", "-c", "ls / >/dev/null && echo listed; unshare -n true "
                                      "2>/dev/null || echo no-unshare"],
                         edit=lambda c: c["linux"].update(seccomp=profile))
-    proc = runc_tool("run", "--bundle", str(bundle), unique)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["listed", "no-unshare"]
+    # the second run loads the program the first one built and kept under --root
+    for run in (unique, unique + "b"):
+        proc = runc_tool("run", "--bundle", str(bundle), run)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == ["listed", "no-unshare"]
+    assert len(os.listdir(runc_tool.root / ".seccomp")) == 1
 
 
 PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")

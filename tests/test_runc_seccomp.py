@@ -9,6 +9,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -16,7 +17,7 @@ import pytest
 
 from mocker_common.errors import MockerError
 from mocker_runc import seccomp
-from mocker_runc import libseccomp
+from mocker_runc import libseccomp, seccomp_cache
 from tests.conftest import need_root
 
 BUSYBOX = "/bin/busybox"
@@ -247,3 +248,79 @@ def test_bad_profiles_are_refused_before_anything_is_loaded(cfg, message):
     with pytest.raises(MockerError, match=message):
         seccomp.prepare(cfg)
     assert status_field("Seccomp") == "0"
+
+
+# --- built programs kept under --root (seccomp_cache) -----------------------------
+
+DENY_MKDIR = {"defaultAction": "SCMP_ACT_ALLOW",
+              "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                            "errnoRet": MARK}]}
+
+
+def mkdir_errno_under(program, directory):
+    """The errno mkdir fails with in a child that loaded program (0: it worked)."""
+    def child():
+        program.load()
+        return errno_of(os.mkdir, directory / "d")
+    return in_child(child)[1]["ok"]
+
+
+def cache_entries(root):
+    return sorted((root / seccomp_cache.DIRNAME).iterdir())
+
+
+def test_a_built_program_is_kept_and_used_again(tmp_path):
+    need_root()
+    first = seccomp.prepare(DENY_MKDIR, cache_root=str(tmp_path))
+    [entry] = cache_entries(tmp_path)
+    assert entry.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / seccomp_cache.DIRNAME).stat().st_mode & 0o777 == 0o700
+    again = seccomp.prepare(DENY_MKDIR, cache_root=str(tmp_path))
+    assert again.bpf == first.bpf == seccomp.build(DENY_MKDIR)
+    assert mkdir_errno_under(again, tmp_path) == MARK
+    # another profile gets its own entry; the first one is still there
+    other = {**DENY_MKDIR, "syscalls": [{**DENY_MKDIR["syscalls"][0], "errnoRet": errno.EROFS}]}
+    assert mkdir_errno_under(seccomp.prepare(other, cache_root=str(tmp_path)), tmp_path) == errno.EROFS
+    assert len(cache_entries(tmp_path)) == 2
+
+
+ALLOW_ALL = seccomp.build({"defaultAction": "SCMP_ACT_ALLOW"})
+
+
+@pytest.mark.parametrize("tamper", ["another config's key", "writable by others", "a symlink"])
+def test_an_entry_not_built_for_this_config_or_not_ours_is_not_loaded(tmp_path, tamper):
+    """An allow-all program planted under the profile's entry name never replaces the
+    profile: the entry must hold this exact config and be writable by us alone."""
+    need_root()
+    seccomp.prepare(DENY_MKDIR, cache_root=str(tmp_path))
+    [entry] = cache_entries(tmp_path)
+    key, _, _ = entry.read_bytes().partition(b"\n")
+    if tamper == "another config's key":
+        entry.write_bytes(key.replace(b'"mkdir"', b'"rmdir"') + b"\n" + ALLOW_ALL)
+    elif tamper == "writable by others":
+        entry.write_bytes(key + b"\n" + ALLOW_ALL)
+        entry.chmod(0o666)
+    else:
+        planted = tmp_path / "planted"
+        planted.write_bytes(key + b"\n" + ALLOW_ALL)
+        entry.unlink()
+        entry.symlink_to(planted)
+    program = seccomp.prepare(DENY_MKDIR, cache_root=str(tmp_path))
+    assert program.bpf != ALLOW_ALL
+    assert mkdir_errno_under(program, tmp_path) == MARK
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path):
+    need_root()
+    (tmp_path / seccomp_cache.DIRNAME).write_text("not a directory")
+    program = seccomp.prepare(DENY_MKDIR, cache_root=str(tmp_path))
+    assert mkdir_errno_under(program, tmp_path) == MARK
+
+
+def test_a_program_longer_than_the_kernel_takes_is_refused_with_its_length():
+    rules = [{"names": ["getpriority"], "action": "SCMP_ACT_ERRNO",
+              "args": [{"index": 0, "value": i, "op": "SCMP_CMP_EQ"}]} for i in range(5000)]
+    program = seccomp.prepare({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules})
+    _, result = in_child(program.load)   # in a child: were it loaded, only the child is filtered
+    assert re.fullmatch(r"MockerError: seccomp: cannot load the filter: 50\d\d BPF "
+                        r"instructions, more than the kernel's 4096", result["error"]), result
