@@ -316,6 +316,16 @@ def test_stop_signal_and_restart(cleanup, unique):
     assert unique not in [r["NAMES"] for r in ps_rows("-a")]
 
 
+def test_packages_in_the_current_directory_are_not_run(cleanup, tmp_path):
+    """`python -m` searches the current directory first: mocker, run as root,
+    must not import a mocker_bundle/ or mocker_runc/ that happens to be there."""
+    for package in ("mocker_bundle", "mocker_runc", "mocker_common"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text(f'raise SystemExit("imported {package}")\n')
+    done = mocker("run", "--rm", "--network", "none", BUSYBOX, "echo", "ours", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "ours\n"), done.stderr
+
+
 def test_volatile_overlay_and_start_again(cleanup, unique):
     """The rootfs overlay is volatile (no sync when it goes), and a stopped
     container still starts again on it, its own changes kept."""

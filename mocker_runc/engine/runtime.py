@@ -26,7 +26,8 @@ def _program() -> list[str]:
     and its own -S (see environment()). Another runtime is run by name."""
     if runtime() != "mocker-runc":
         return [runtime()]
-    return [sys.executable, *(["-S"] if sys.flags.no_site else []), "-m", "mocker_runc"]
+    # -P: not from the current directory (the user's), which `-m` would search first.
+    return [sys.executable, "-P", *(["-S"] if sys.flags.no_site else []), "-m", "mocker_runc"]
 
 
 def environment() -> dict | None:
