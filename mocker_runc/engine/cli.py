@@ -301,7 +301,7 @@ def build_parser() -> "argparse.ArgumentParser":
     p = _verb(sub, "run", do_run, "record the container of a bundle made by mocker-bundle "
               "(its id: the bundle directory's name) and run it under a monitor", RUN_ERROR)
     _create_options(p)
-    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument(*RUN_OPTIONS["detach"][0], dest="detach", action="store_true")
     p.add_argument("bundle")
 
     p = _verb(sub, "ps", do_ps, "list containers")
