@@ -1,6 +1,7 @@
 """Making and removing runtime bundles: the steps, in order, over the other modules.
 
 A bundle (runtime-spec bundle.md) is a directory with config.json and rootfs/.
+remove.py deletes them.
 Ours also keeps, for the default overlay rootfs, upper/ (the container's own
 changes) and work/ (overlayfs scratch), and volumes/ for the image's
 Volumes.
@@ -13,15 +14,15 @@ import resource
 import shutil
 from pathlib import Path
 
-from mocker_common.errors import Conflict, MockerError, NotFound
+from mocker_common.errors import Conflict, MockerError
 
 from . import log, mount
-from .cache import ensure_layer, gc_lock, remove_tree
-from .convert import NETWORK_ANNOTATION, runtime_config
+from .cache import ensure_layer, gc_lock
+from .convert import runtime_config
 from .image import Image
 from .options import BundleOptions
 from .profile import DEFAULT_CAPABILITIES, DEFAULT_NOFILE
-from .rootdir import RootDir, container_parts, make_dirs_in_root, read_file_in_root
+from .rootdir import RootDir, container_parts, make_dirs_in_root, read_file_in_root, remove_tree
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -166,23 +167,3 @@ def _discard(bundle_dir: Path, made_dir: bool) -> None:
         for child in bundle_dir.iterdir():
             remove_tree(child)
 
-
-def remove_bundle(bundle_dir: Path) -> None:
-    """Unmount and delete a bundle made by mocker-bundle; refuse other directories."""
-    bundle_dir = Path(bundle_dir).absolute()
-    config_path = bundle_dir / "config.json"
-    try:
-        config = json.loads(config_path.read_bytes())
-    except FileNotFoundError:
-        raise NotFound(f"{bundle_dir} is not a bundle (no config.json)") from None
-    except ValueError:
-        config = {}
-    if NETWORK_ANNOTATION not in (config.get("annotations") or {}):
-        raise MockerError(f"{bundle_dir} was not made by mocker-bundle; not removing it")
-    rootfs = bundle_dir / "rootfs"
-    if mount.is_mountpoint(rootfs):
-        mount.unmount(rootfs)
-    left = mount.mounts_under(bundle_dir)
-    if left:
-        raise Conflict(f"{bundle_dir}: {left[0]} is still mounted; unmount it first")
-    remove_tree(bundle_dir)

@@ -19,7 +19,7 @@ from mocker_common.digest import parse_digest
 from mocker_common.files import locked
 
 from . import log
-from .rootdir import remove_at
+from .rootdir import remove_tree
 
 
 def gc_lock(exclusive: bool = False):
@@ -89,12 +89,3 @@ def _scratch_dir(hexpart: str) -> Path:
     scratch.mkdir()
     return scratch
 
-
-def remove_tree(path) -> None:
-    """Delete a directory tree without following symlinks (whiteout devices included)."""
-    path = Path(path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        remove_at(dir_fd, path.name)
-    finally:
-        os.close(dir_fd)

@@ -92,7 +92,7 @@ def make(args) -> int:
 
 
 def remove(args) -> int:
-    from .bundle import remove_bundle
+    from .remove import remove_bundle
     remove_bundle(args.remove)
     return 0
 

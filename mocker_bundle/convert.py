@@ -11,15 +11,12 @@ import posixpath
 from mocker_common.errors import MockerError
 
 from . import profile
+from .annotations import HOSTNAME_ANNOTATION, NETWORK_ANNOTATION, PORTS_ANNOTATION
 from .options import BundleOptions
 from .users import resolve_user
 
 OCI_VERSION = "1.0.2"
 IMAGE_ANNOTATION = "org.opencontainers.image."
-# The mocker-net contract (HELPERS.md): what the network hooks read from the state.
-NETWORK_ANNOTATION = "org.mocker.network"
-PORTS_ANNOTATION = "org.mocker.ports"
-HOSTNAME_ANNOTATION = "org.mocker.hostname"
 
 
 def runtime_config(image_config: dict, opts: BundleOptions,

@@ -24,9 +24,10 @@ from mocker_common import paths
 from mocker_common.errors import Corrupt, MockerError, NotFound
 
 from . import log
-from .cache import gc_lock, remove_tree
+from .cache import gc_lock
 from .image import read_json_blob
 from .mount import overlay_lower_dirs
+from .rootdir import remove_tree
 
 
 def prune_cache() -> list[tuple[str, int]]:

@@ -194,6 +194,16 @@ def remove_at(dir_fd: int, name: str) -> None:
     os.rmdir(name, dir_fd=dir_fd)
 
 
+def remove_tree(path) -> None:
+    """Delete a directory tree without following symlinks (whiteout devices included)."""
+    path = os.fspath(path)
+    dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        remove_at(dir_fd, os.path.basename(path))
+    finally:
+        os.close(dir_fd)
+
+
 def read_file_in_root(root, path: str, limit: int = 1 << 20) -> bytes | None:
     """The content of a file inside root (e.g. /etc/passwd) as the container sees
     it, or None if missing. Every symlink on the way, the file's own included, is

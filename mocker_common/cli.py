@@ -2,7 +2,6 @@
 argcomplete, logging to stderr, and one-line errors with named exit codes.
 """
 
-import argparse
 import os
 import sys
 
@@ -10,7 +9,12 @@ from . import __version__
 from .errors import ExitCode, MockerError
 
 
-def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
+def make_parser(prog: str, description: str) -> "argparse.ArgumentParser":
+    import argparse  # here: a command may parse its hottest verb without it
+    # argparse passes each message through gettext, whose every lookup imports
+    # locale and searches the disk for translations it has none of (~2 ms a
+    # start; mocker-runc's cli does the same). Its messages stay English.
+    argparse._ = str
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--version", action="version", version=f"{prog} version {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
@@ -18,7 +22,7 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+def parse(parser: "argparse.ArgumentParser", argv=None) -> "argparse.Namespace":
     """Parse argv, offering shell completion first when argcomplete asks for it."""
     if "_ARGCOMPLETE" in os.environ:   # set only when the shell's completion hook runs us
         try:

@@ -316,6 +316,36 @@ def test_stop_signal_and_restart(cleanup, unique):
     assert unique not in [r["NAMES"] for r in ps_rows("-a")]
 
 
+def test_packages_in_the_current_directory_are_not_run(cleanup, tmp_path):
+    """`python -m` searches the current directory first: mocker, run as root,
+    must not import a mocker_bundle/ or mocker_runc/ that happens to be there."""
+    for package in ("mocker_bundle", "mocker_runc", "mocker_common"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text(f'raise SystemExit("imported {package}")\n')
+    done = mocker("run", "--rm", "--network", "none", BUSYBOX, "echo", "ours", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "ours\n"), done.stderr
+
+
+def test_volatile_overlay_and_start_again(cleanup, unique):
+    """The rootfs overlay is volatile (no sync when it goes), and a stopped
+    container still starts again on it, its own changes kept."""
+    script = "echo run >> /runs; cat /runs"
+    first = mocker("run", "--name", unique, "--network", "none", BUSYBOX, "sh", "-c", script)
+    assert first.stdout == "run\n", first.stderr
+    bundle = json.loads(mocker("inspect", unique, check=True).stdout)[0]["Bundle"]
+    mounts = [line.split() for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    rootfs = next(m for m in mounts if m[4] == f"{bundle}/rootfs")
+    options = rootfs[-1].split(",")
+    assert "volatile" in options or "fsync=volatile" in options, options  # kernel 6.6+: fsync=
+    mocker("start", unique, check=True)
+    deadline = time.monotonic() + 10
+    while mocker("logs", unique).stdout != "run\nrun\nrun\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert mocker("logs", unique).stdout == "run\nrun\nrun\n", "the second run saw the first's file"
+    mocker("rm", unique, check=True)
+    assert not Path(bundle).exists()
+
+
 def test_killed_monitor_container_still_listed_and_removable(cleanup, network, unique):  # noqa: F811
     cid = mocker("run", "-d", "--name", unique, BUSYBOX, "sleep", "600", check=True).stdout.strip()
     monitors = subprocess.run(["pgrep", "-x", "mocker monitor", "-a"], capture_output=True, text=True)
@@ -408,6 +438,37 @@ def test_images_and_rmi(mirror):
     mocker("rmi", tagged, check=True)
     assert "schema2" not in mocker("images", check=True).stdout
     assert mocker("image", "prune").returncode == 0
+
+
+def test_image_prune_frees_the_layers_of_removed_images(cleanup, mirror, unique):
+    """rmi + image prune: the image's cached layers go, a running container's stay."""
+    from tests.fixtures.images import busybox_layer, file, make_image, make_layer
+    from tests.fixtures.registry import push_image
+    images = {}
+    for role in ("kept", "gone"):   # busybox and a layer of their own
+        image = make_image([busybox_layer(), make_layer([file(role, f"{unique}\n")])])
+        push_image(mirror, f"{unique}/{role}", "latest", image)
+        images[role] = (f"{mirror.host}/{unique}/{role}:latest", image)
+    cache = Path(os.environ["MOCKER_ROOT"], "layers", "sha256")
+
+    def cached(role):
+        return (cache / images[role][1].diff_ids[-1].split(":")[1]).is_dir()
+    kept, gone = images["kept"][0], images["gone"][0]
+    mocker("run", "-d", "--name", unique, "--network", "none", kept, "sleep", "600", check=True)
+    assert mocker("run", "--rm", "--network", "none", gone, "cat", "/gone").stdout == f"{unique}\n"
+    assert cached("kept") and cached("gone")
+    mocker("rmi", kept, gone, check=True)
+    pruned = mocker("image", "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "Removed 1 cached layers" in pruned.stdout
+    assert not cached("gone"), "the removed image's own layer is pruned"
+    assert cached("kept"), "a running container's layer is kept, though its image is gone"
+    assert mocker("exec", unique, "cat", "/kept").stdout == f"{unique}\n"
+    mocker("rm", "-f", unique, check=True)
+    mocker("image", "prune", check=True)
+    assert not cached("kept"), "with its container gone, so is its layer"
+    assert "cached layers" in mocker("image", "prune", "--help", check=True).stdout
+    assert (cache / busybox_layer().diff_id.split(":")[1]).is_dir(), "busybox's image remains"
 
 
 @pytest.mark.parametrize("verb", ["run", "ps", "logs", "exec", "stop", "kill", "start", "restart",

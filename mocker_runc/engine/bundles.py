@@ -6,7 +6,6 @@ what mocker-bundle has no option for (--init).
 """
 
 import os
-import shutil
 
 from mocker_common.errors import MockerError
 from mocker_common.files import atomic_write_json, read_json
@@ -43,6 +42,7 @@ def _user_command(args: list) -> list:
 def add_init(bundle: str, config: dict) -> dict:
     """--init: catatonit, bind-mounted from the host, becomes pid 1 and runs the
     command as its child; it forwards signals and reaps orphaned zombies."""
+    import shutil  # only for --init
     init = shutil.which("catatonit") or shutil.which("tini")
     if not init:
         raise MockerError("--init needs catatonit or tini on the host (apt install catatonit)")

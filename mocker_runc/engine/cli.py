@@ -5,7 +5,6 @@ lifecycle, table or logs. Errors are one line, with docker's exit codes:
 125 when `run` or `exec` fail in mocker itself, 1 for the other verbs.
 """
 
-import argparse
 import contextlib
 import os
 import sys
@@ -231,17 +230,63 @@ def _containers(parser, many=True):
         parser.add_argument("container", metavar="CONTAINER", help="name, id or id prefix")
 
 
+# The options of create and run: dest -> (flags, takes a value). argparse reads
+# them below; quick_run_args reads them for `run` without argparse.
+CREATE_OPTIONS = {
+    "image": (("--image",), True),
+    "name": (("--name",), True),
+    "rm": (("--rm",), False),
+    "interactive": (("-i", "--interactive"), False),
+    "tty": (("-t", "--tty"), False),
+    "init": (("--init",), False),
+    "stop_signal": (("--stop-signal",), True),
+}
+RUN_OPTIONS = {**CREATE_OPTIONS, "detach": (("-d", "--detach"), False)}
+
+
 def _create_options(parser):
-    parser.add_argument("--image", required=True)
-    parser.add_argument("--name")
-    parser.add_argument("--rm", action="store_true")
-    parser.add_argument("-i", "--interactive", action="store_true")
-    parser.add_argument("-t", "--tty", action="store_true")
-    parser.add_argument("--init", action="store_true")
-    parser.add_argument("--stop-signal")
+    for dest, (flags, takes_value) in CREATE_OPTIONS.items():
+        if takes_value:
+            parser.add_argument(*flags, dest=dest, required=dest == "image")
+        else:
+            parser.add_argument(*flags, dest=dest, action="store_true")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def quick_run_args(argv: list[str]):
+    """`run`'s arguments as bin/mocker passes them (`run OPTION... BUNDLE`), read
+    without argparse: importing it and building every verb's parser costs ~10 ms
+    of each `mocker run`. None for anything else (help, an unknown or repeated
+    option, a value like an option): argparse then parses, or explains the error.
+    (-v is the engine's own option, before the verb: bin/mocker sets MOCKER_VERBOSE.)"""
+    from types import SimpleNamespace
+    if argv[:1] != ["run"]:
+        return None
+    flags = {flag: (dest, takes_value) for dest, (names, takes_value) in RUN_OPTIONS.items()
+             for flag in names}
+    values = {dest: None if takes_value else False for dest, (_, takes_value) in RUN_OPTIONS.items()}
+    positional, rest = [], argv[1:]
+    while rest:
+        word, rest = rest[0], rest[1:]
+        if word in flags:
+            dest, takes_value = flags[word]
+            if takes_value:
+                if not rest or rest[0].startswith("-") or values[dest] is not None:
+                    return None
+                values[dest], rest = rest[0], rest[1:]
+            else:
+                values[dest] = True
+        elif word.startswith("-"):
+            return None
+        else:
+            positional.append(word)
+    if len(positional) != 1 or values["image"] is None:
+        return None
+    return SimpleNamespace(**values, bundle=positional[0], verbose=0, verb="run",
+                           func=do_run, error_code=RUN_ERROR)
+
+
+def build_parser() -> "argparse.ArgumentParser":
+    import argparse  # see quick_run_args
     parser = cli.make_parser(PROG, "the engine behind mocker: container records, monitors, ps, logs")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -256,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _verb(sub, "run", do_run, "record the container of a bundle made by mocker-bundle "
               "(its id: the bundle directory's name) and run it under a monitor", RUN_ERROR)
     _create_options(p)
-    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument(*RUN_OPTIONS["detach"][0], dest="detach", action="store_true")
     p.add_argument("bundle")
 
     p = _verb(sub, "ps", do_ps, "list containers")
@@ -320,6 +365,6 @@ def _with_code(func, code):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = quick_run_args(sys.argv[1:] if argv is None else argv) or build_parser().parse_args(argv)
     cli.setup_logging(args.verbose)  # or MOCKER_VERBOSE
     return cli.run(PROG, _with_code(args.func, args.error_code), args)

@@ -5,18 +5,16 @@ it keeps is right. A monitor can die (SIGKILL, OOM killer); then the container
 may still run, and the record is corrected here from what /proc says.
 """
 
-import logging
 import os
 import time
 from pathlib import Path
 
-from mocker_common import paths
+from mocker_common import notes, paths
 from mocker_common.errors import Conflict, MockerError
 
 from . import procs, records, runtime
 from .records import EXITED, RUNNING, Record
-
-log = logging.getLogger("mocker")
+from .runtime import LOGGER
 
 # The exit code recorded when nobody saw the container end (its monitor was
 # killed first): docker reports the same 255 when it loses a shim.
@@ -79,7 +77,7 @@ def stop(record: Record, timeout: float) -> None:
         return
     _signal(record, record.stop_signal or "TERM")
     if not wait_exit(record, timeout):
-        log.info("container %s did not stop within %gs: SIGKILL", record.name, timeout)
+        notes.info(LOGGER, "container %s did not stop within %gs: SIGKILL", record.name, timeout)
         _signal(record, "KILL")
         wait_exit(record, 10)
 
@@ -106,16 +104,16 @@ def teardown(record: Record, delete_in_runtime: bool = True) -> None:
 
 
 def preload_remover() -> None:
-    """Import mocker-bundle's remover ahead of remove_bundle() (~40 ms)."""
-    import mocker_bundle.bundle  # noqa: F401
+    """Import mocker-bundle's remover ahead of remove_bundle() (a few ms)."""
+    import mocker_bundle.remove  # noqa: F401
 
 
 def remove_bundle(bundle: str) -> None:
     """`mocker-bundle --remove BUNDLE`, called as a function: the monitor of a
     `run --rm` does it on every run, and a new interpreter for it cost more
     (~50 ms) than importing mocker-bundle's remover here."""
-    from mocker_bundle.bundle import remove_bundle as remove
-    log.info("+ mocker-bundle --remove %s", bundle)
+    from mocker_bundle.remove import remove_bundle as remove
+    notes.info(LOGGER, "+ mocker-bundle --remove %s", bundle)
     try:
         remove(Path(bundle))
     except OSError as err:

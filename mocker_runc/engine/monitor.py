@@ -13,7 +13,6 @@ The monitor records that status and time, and removes the container for --rm.
 Its process name is "mocker monitor" (see `ps -e`, `pgrep 'mocker monitor'`).
 """
 
-import logging
 import os
 import select
 import signal
@@ -21,12 +20,12 @@ import subprocess
 import sys
 import time
 
+from mocker_common import notes
 from mocker_common.errors import MockerError
 
 from . import lifecycle, procs, records, runtime
 from .records import EXITED, RUNNING, Record
-
-log = logging.getLogger("mocker")
+from .runtime import LOGGER
 
 TITLE = "mocker monitor"
 # Docker's codes when the container never ran (its own exit code otherwise).
@@ -47,7 +46,7 @@ def _spawn(record: Record, stdin, stdout, stderr, own_group: bool = False) -> su
     runtime_log = records.runtime_log_path(record.id)
     runtime_log.unlink(missing_ok=True)
     command = runtime.run_argv(record.id, record.bundle, str(pid_file), str(runtime_log))
-    log.info("+ %s", runtime.shown(command))
+    notes.info(LOGGER, "+ %s", runtime.shown(command))
     try:
         child = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr,
                                  process_group=0 if own_group else None,
@@ -216,7 +215,8 @@ def detach(record: Record, print_id: bool = True) -> int:
             _daemonize(record)
             _monitor_detached(record, write_end)
         except BaseException:  # noqa: BLE001 - a daemon has nobody to raise to
-            log.exception("monitor of %s failed", record.id)
+            import logging  # its stderr is monitor.log
+            logging.getLogger(LOGGER).exception("monitor of %s failed", record.id)
             code = 1
         os._exit(code)
     os.close(write_end)

@@ -6,15 +6,14 @@ that runc and mocker-runc keep their state where mocker looks for it.
 """
 
 import json
-import logging
 import os
 import subprocess
 import sys
 
-from mocker_common import paths
+from mocker_common import notes, paths
 from mocker_common.errors import MockerError
 
-log = logging.getLogger("mocker")
+LOGGER = "mocker"   # -v notes: mocker_common.notes, or logging once set up
 
 
 def runtime() -> str:
@@ -27,7 +26,8 @@ def _program() -> list[str]:
     and its own -S (see environment()). Another runtime is run by name."""
     if runtime() != "mocker-runc":
         return [runtime()]
-    return [sys.executable, *(["-S"] if sys.flags.no_site else []), "-m", "mocker_runc"]
+    # -P: not from the current directory (the user's), which `-m` would search first.
+    return [sys.executable, "-P", *(["-S"] if sys.flags.no_site else []), "-m", "mocker_runc"]
 
 
 def environment() -> dict | None:
@@ -37,8 +37,8 @@ def environment() -> dict | None:
     lives, on PYTHONPATH instead. None: ours, unchanged."""
     if runtime() != "mocker-runc" or not sys.flags.no_site:
         return None
-    import sysconfig  # ~3 ms, and only here
-    extra = [sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    import site  # not run under -S, only its functions: lighter than sysconfig (~3 ms)
+    extra = site.getsitepackages()
     path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     path += [p for p in dict.fromkeys(extra) if p not in path]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
@@ -84,7 +84,7 @@ def last_error(log_file: str) -> str:
 def call(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     """Run one runtime verb; its stderr is kept for the caller's error message."""
     command = argv(*args)
-    log.info("+ %s", shown(command))
+    notes.info(LOGGER, "+ %s", shown(command))
     done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           env=environment())
     if check and done.returncode != 0:
@@ -101,4 +101,4 @@ def delete(container_id: str) -> None:
     """Forget the container in the runtime (runs poststop hooks); fine if already gone."""
     done = call("delete", "--force", container_id)
     if done.returncode != 0:
-        log.info("%s", done.stderr.strip())
+        notes.info(LOGGER, "%s", done.stderr.strip())
