@@ -59,7 +59,7 @@ def host_defaults(opts: BundleOptions, bundle_dir: Path) -> BundleOptions:
 
 
 def create_bundle(image: Image, opts: BundleOptions, bundle_dir: Path, copy: bool = False,
-                  validate: bool = False) -> Path:
+                  validate: bool = False, volatile: bool = False) -> Path:
     """Make bundle_dir (new or empty) into a bundle of image; on failure leave nothing."""
     bundle_dir = Path(bundle_dir).absolute()
     log.info("image %s: manifest %s, %d layers", image.ref, image.manifest_digest,
@@ -71,7 +71,7 @@ def create_bundle(image: Image, opts: BundleOptions, bundle_dir: Path, copy: boo
         if copy:
             _copy_rootfs(image, rootfs)
         else:
-            _overlay_rootfs(image, bundle_dir, rootfs)
+            _overlay_rootfs(image, bundle_dir, rootfs, volatile)
         _write_config(image, host_defaults(opts, bundle_dir), bundle_dir, rootfs, validate)
     except BaseException:
         _discard(bundle_dir, made_dir)
@@ -90,7 +90,7 @@ def _claim_dir(bundle_dir: Path) -> bool:
         return False
 
 
-def _overlay_rootfs(image: Image, bundle_dir: Path, rootfs: Path) -> None:
+def _overlay_rootfs(image: Image, bundle_dir: Path, rootfs: Path, volatile: bool) -> None:
     if not image.layers:
         raise MockerError(f"{image.ref} has no layers")
     upper, work = bundle_dir / "upper", bundle_dir / "work"
@@ -104,7 +104,7 @@ def _overlay_rootfs(image: Image, bundle_dir: Path, rootfs: Path) -> None:
         # again (e.g. the same empty layer) decides every path it names at its top
         # position, so its lower occurrences change nothing: keep the topmost one.
         lowers = [path for i, path in enumerate(lowers) if path not in lowers[i + 1:]]
-        mount.mount_overlay(rootfs, lowers, upper, work)
+        mount.mount_overlay(rootfs, lowers, upper, work, volatile)
 
 
 def _copy_rootfs(image: Image, rootfs: Path) -> None:

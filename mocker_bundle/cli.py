@@ -32,6 +32,9 @@ def build_parser():
                        help="make the bundle in DIR (new or empty) instead")
     where.add_argument("--copy", action="store_true",
                        help="a plain directory rootfs instead of an overlay mount")
+    where.add_argument("--volatile", action="store_true",
+                       help="mount the overlay volatile (no syncs): for a container removed "
+                            "when it ends, as `mocker run --rm` makes")
     where.add_argument("--platform", metavar="OS/ARCH", help="choose in a multi-platform image")
     instead = where.add_mutually_exclusive_group()
     instead.add_argument("--remove", metavar="DIR", type=Path,
@@ -87,7 +90,8 @@ def make(args) -> int:
     opts = bundle_options(args, cid)
     image = open_image(parse_source(source_text), platform)
     bundle_dir = args.bundle or paths.containers_dir() / cid
-    print(create_bundle(image, opts, bundle_dir, copy=args.copy, validate=args.validate))
+    print(create_bundle(image, opts, bundle_dir, copy=args.copy, validate=args.validate,
+                        volatile=args.volatile))
     return 0
 
 

@@ -14,8 +14,9 @@ MNT_DETACH = 2
 MAX_OPTIONS = 4095
 # overlayfs's volatile: no sync of the upper filesystem when the overlay goes
 # (a container's end waited 7-25 ms for it while others wrote to the disk), and
-# none for the container's fsyncs. A container's changes are not meant to
-# survive a crash; after one, overlayfs refuses the upper until work/ is cleared.
+# none for the container's fsyncs. Only for a container whose changes are
+# thrown away when it ends (`mocker run --rm`, as podman does for --rm): after
+# a crash, overlayfs refuses the upper until work/ is cleared.
 VOLATILE = ",volatile"
 
 _libc = None
@@ -29,28 +30,30 @@ def _lib():
     return _libc
 
 
-def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path) -> None:
+def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path,
+                  volatile: bool = False) -> None:
     """mount -t overlay overlay -o lowerdir=TOP:...:BASE,upperdir=..,workdir=.. target.
 
     overlayfs lists lower directories topmost first, the reverse of manifest order.
     The lower paths (layers/l/<short> links, or layers/sha256/<hex>) are given
     relative to the layer cache, with the current directory there while mounting,
     as Docker's overlay2 does, so that more layers fit in the one page mount(2)
-    accepts. The mount is volatile (see VOLATILE).
+    accepts. volatile: see VOLATILE.
     """
     lowers = [Path(p) for p in lowers]
     base = lowers[0].parent.parent if lowers else Path("/")
     relative = [str(p.relative_to(base)) for p in reversed(lowers)]
     options = f"lowerdir={':'.join(relative)},upperdir={upper},workdir={work}"
-    if len(options) + len(VOLATILE) > MAX_OPTIONS:
+    extra = VOLATILE if volatile else ""
+    if len(options) + len(extra) > MAX_OPTIONS:
         raise MockerError(f"image has too many layers ({len(lowers)}) for one overlay mount; "
                           "use --copy")
-    log.info("cd %s && mount -t overlay overlay -o %s%s %s", base, options, VOLATILE, target)
+    log.info("cd %s && mount -t overlay overlay -o %s%s %s", base, options, extra, target)
     saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.chdir(base)
-        err = _mount(target, options + VOLATILE)
-        if err == errno.EINVAL:     # a kernel before 5.10: no volatile
+        err = _mount(target, options + extra)
+        if err == errno.EINVAL and extra:   # a kernel before 5.10: no volatile
             err = _mount(target, options)
         if err:
             raise MockerError(f"cannot mount overlay on {target}: {os.strerror(err)} "

@@ -326,17 +326,36 @@ def test_packages_in_the_current_directory_are_not_run(cleanup, tmp_path):
     assert (done.returncode, done.stdout) == (0, "ours\n"), done.stderr
 
 
-def test_volatile_overlay_and_start_again(cleanup, unique):
-    """The rootfs overlay is volatile (no sync when it goes), and a stopped
-    container still starts again on it, its own changes kept."""
+def _rootfs_mount_options(bundle: str) -> list[str]:
+    mounts = [line.split() for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return next(m for m in mounts if m[4] == f"{bundle}/rootfs")[-1].split(",")
+
+
+def _is_volatile(options: list[str]) -> bool:
+    return "volatile" in options or "fsync=volatile" in options   # kernel 6.6+: fsync=
+
+
+def test_rm_container_overlay_is_volatile(cleanup, unique):
+    """--rm: the container's changes go when it ends, so its overlay skips
+    syncs (volatile, as podman mounts --rm containers)."""
+    mocker("run", "-d", "--rm", "--name", unique, "--network", "none", BUSYBOX,
+           "sleep", "600", check=True)
+    try:
+        bundle = json.loads(mocker("inspect", unique, check=True).stdout)[0]["Bundle"]
+        assert _is_volatile(_rootfs_mount_options(bundle))
+    finally:
+        mocker("rm", "-f", unique)
+    assert not Path(bundle).exists()
+
+
+def test_kept_container_overlay_syncs_and_starts_again(cleanup, unique):
+    """A container kept after it ends has an ordinary overlay (its fsyncs
+    reach the disk), and starts again on it, its own changes kept."""
     script = "echo run >> /runs; cat /runs"
     first = mocker("run", "--name", unique, "--network", "none", BUSYBOX, "sh", "-c", script)
     assert first.stdout == "run\n", first.stderr
     bundle = json.loads(mocker("inspect", unique, check=True).stdout)[0]["Bundle"]
-    mounts = [line.split() for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    rootfs = next(m for m in mounts if m[4] == f"{bundle}/rootfs")
-    options = rootfs[-1].split(",")
-    assert "volatile" in options or "fsync=volatile" in options, options  # kernel 6.6+: fsync=
+    assert not _is_volatile(_rootfs_mount_options(bundle))
     mocker("start", unique, check=True)
     deadline = time.monotonic() + 10
     while mocker("logs", unique).stdout != "run\nrun\nrun\n" and time.monotonic() < deadline:
