@@ -48,6 +48,9 @@ class Connection:
 
     def send(self, method: str, target: str, headers: dict) -> None:
         lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
+        if any(c in line for line in lines for c in "\r\n\0"):
+            # e.g. a redirect's Location with a CR: it must not add a line of its own
+            raise ProtocolError(f"refusing a request with a line break in it: {lines[0][:80]!r}")
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 
     def response(self, method: str) -> "Response":

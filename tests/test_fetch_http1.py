@@ -85,3 +85,18 @@ def test_a_closed_connection_and_nonsense_are_told_apart():
         answer(b"SSH-2.0-OpenSSH\r\n\r\n")
     with pytest.raises(http1.ProtocolError, match="bad Content-Length"):
         answer(b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n")
+
+
+def test_a_line_break_in_a_request_is_refused_not_sent():
+    """A redirect's Location carrying a CR or LF must not smuggle a line of its own."""
+    ours, theirs = socket.socketpair()
+    try:
+        connection = http1.Connection(ours)
+        with pytest.raises(http1.ProtocolError, match="line break"):
+            connection.send("GET", "/v2/x\r\nX-Evil: 1", {"Host": "registry"})
+        theirs.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            theirs.recv(1)      # nothing was sent
+    finally:
+        ours.close()
+        theirs.close()
