@@ -15,7 +15,6 @@ in its `credHelpers` or `credsStore` (see credhelper.py), else its `auths`.
 """
 
 import base64
-import http.client
 import json
 import logging
 import os
@@ -173,7 +172,7 @@ class Authenticator:
         try:
             with self.transport.request("GET", realm, headers, params=query) as response:
                 status, body = response.status_code, response.read(MAX_TOKEN_ANSWER)
-        except (OSError, ValueError, http.client.HTTPException) as err:
+        except (OSError, ValueError) as err:   # network errors are OSErrors (http1.py)
             raise Unauthorized(f"cannot reach token server {realm}: {err}") from None
         if status in (401, 403):
             raise Unauthorized(f"the token server refused the credentials (HTTP {status})")

@@ -1,4 +1,4 @@
-"""HTTP/1.1 for the registry client: keep-alive connections over http.client.
+"""HTTP/1.1 for the registry client: keep-alive connections (http1.py).
 
 A pull makes a handful of requests to one or two hosts, so the transport
 needs little: a pool of idle connections per host (blobs download on several
@@ -6,13 +6,12 @@ threads), TLS verified against the system's CA store (or not, for
 --insecure), the HTTP(S)_PROXY / NO_PROXY environment, and a body read in
 large pieces. requests did all this too, but importing it costs ~60 ms
 (urllib3, charset_normalizer, certifi, idna), a third of pulling a small image;
-http.client is already loaded with the standard library's HTTP parts.
+http.client ~15 ms more (the email package, ssl). ssl is loaded only for HTTPS.
 
 Redirects are not followed here: registry.py follows them itself, to keep
 Authorization away from other hosts.
 """
 
-import http.client
 import json
 import logging
 import os
@@ -20,15 +19,17 @@ import socket
 import threading
 from urllib.parse import urlencode, urlsplit
 
-# Errors that mean "the connection failed, dropped or spoke nonsense". ssl's
-# errors and timeouts are OSErrors too. Callers catch these around network
+from . import http1
+
+# Errors that mean "the connection failed, dropped or spoke nonsense": http1's,
+# ssl's and timeouts are all OSErrors. Callers catch these around network
 # reads only: an OSError from writing a file (ENOSPC) is not a network error.
-NETWORK_ERRORS = (OSError, http.client.HTTPException)
+NETWORK_ERRORS = (OSError,)
 
 REDIRECTS = (301, 302, 303, 307, 308)
 
 # What a request on a kept-alive connection meets when the server has closed it.
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+_STALE = (ConnectionResetError, BrokenPipeError)   # http1.RemoteDisconnected is the first
 
 log = logging.getLogger("mocker.fetch")
 
@@ -37,7 +38,7 @@ class Response:
     """A response whose body has not been read yet. Close it (or use `with`):
     a connection whose body was read to the end goes back to the pool."""
 
-    def __init__(self, transport, key, connection, response: http.client.HTTPResponse):
+    def __init__(self, transport, key, connection, response: http1.Response):
         self._transport, self._key = transport, key
         self._connection, self._response = connection, response
         self.status_code = response.status
@@ -49,11 +50,11 @@ class Response:
 
     def read(self, limit: int = -1) -> bytes:
         """The body, or at most `limit` bytes of it."""
-        return self._response.read(None if limit < 0 else limit)
+        return self._response.read(limit)
 
     def readinto(self, buffer) -> int:
         """Fill buffer from the body; 0 at its end. A body cut short raises
-        http.client.IncompleteRead."""
+        http1.ProtocolError."""
         return self._response.readinto(buffer)
 
     def json(self):
@@ -62,11 +63,10 @@ class Response:
     def close(self) -> None:
         if self._connection is None:
             return
-        reusable = self._response.isclosed() and not self._response.will_close
+        reusable = self._response.finished and not self._response.will_close
         if not reusable:   # an unread body would be read as the next answer: drop it
             self._connection.close()
-        self._response.close()
-        if reusable:
+        else:
             self._transport.put_back(self._key, self._connection)
         self._connection = None
 
@@ -98,7 +98,8 @@ class Transport:
         if params:
             target += ("&" if "?" in target else "?") + urlencode(params)
         key = (parts.scheme, parts.netloc)
-        headers = {"User-Agent": self.user_agent, **(headers or {})}
+        headers = {"Host": parts.netloc, "User-Agent": self.user_agent,
+                   "Accept-Encoding": "identity", **(headers or {})}
         connection, reused = self._take(key)
         while True:
             try:
@@ -129,8 +130,8 @@ class Transport:
         if connection.via_http_proxy:   # a plain-HTTP proxy wants the whole URL
             target = f"{key[0]}://{key[1]}{target}"
             headers = {**headers, **connection.proxy_headers}
-        connection.request(method, target, headers=headers)
-        return connection.getresponse()
+        connection.send(method, target, headers)
+        return connection.response(method)
 
     def _take(self, key):
         with self._lock:
@@ -142,25 +143,26 @@ class Transport:
     def _connect(self, key):
         scheme, netloc = key
         proxy = _proxy_for(scheme, netloc)
-        host, port = _host_port(proxy or netloc, 80 if proxy or scheme == "http" else 443)
-        if scheme == "https":
-            connection = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout,
-                                                     context=self._context())
-            if proxy:   # CONNECT through the proxy, then TLS with the registry itself
-                connection.set_tunnel(*_host_port(netloc, 443), headers=_proxy_auth(proxy))
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
-        connection._create_connection = _create_connection
-        connection.via_http_proxy = bool(proxy) and scheme == "http"
-        connection.proxy_headers = _proxy_auth(proxy) if proxy else {}
+        address = _host_port(proxy or netloc, 80 if proxy or scheme == "http" else 443)
         log.debug("  (new connection to %s%s)", netloc, f" through {proxy}" if proxy else "")
         try:
-            connection.connect()
+            sock = _create_connection(address, self.connect_timeout)
         except OSError as err:
             if not proxy:
                 raise
             raise ConnectionError(f"{err}, via proxy {proxy}") from None
-        connection.sock.settimeout(self.read_timeout)
+        try:
+            if scheme == "https":
+                if proxy:   # CONNECT through the proxy, then TLS with the registry itself
+                    _tunnel(sock, _host_port(netloc, 443), _proxy_auth(proxy))
+                sock = self._context().wrap_socket(sock, server_hostname=_host_port(netloc, 443)[0])
+            sock.settimeout(self.read_timeout)
+        except BaseException:
+            sock.close()
+            raise
+        connection = http1.Connection(sock)
+        connection.via_http_proxy = bool(proxy) and scheme == "http"
+        connection.proxy_headers = _proxy_auth(proxy) if proxy else {}
         return connection
 
     def _context(self):
@@ -175,7 +177,7 @@ class Transport:
         return self._tls
 
 
-def _create_connection(address, *args, **kwargs):
+def _create_connection(address, timeout):
     """socket.create_connection, with an ASCII host name given as bytes: for a str,
     getaddrinfo loads the IDNA codec (~5 ms) even when nothing needs encoding."""
     host, port = address
@@ -183,7 +185,20 @@ def _create_connection(address, *args, **kwargs):
         host = host.encode("ascii")
     except UnicodeEncodeError:
         pass   # an internationalised name: the codec is needed
-    return socket.create_connection((host, port), *args, **kwargs)
+    sock = socket.create_connection((host, port), timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # a request is one small write
+    return sock
+
+
+def _tunnel(sock, address: tuple[str, int], proxy_headers: dict) -> None:
+    """Ask an HTTP proxy for a tunnel to address (CONNECT), for TLS end to end."""
+    host, port = address
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    connection = http1.Connection(sock)
+    connection.send("CONNECT", authority, {"Host": authority, **proxy_headers})
+    answer = connection.response("CONNECT")
+    if answer.status != 200:
+        raise ConnectionError(f"the proxy refused a tunnel to {authority} (HTTP {answer.status})")
 
 
 def _host_port(netloc_or_url: str, default: int) -> tuple[str, int]:
