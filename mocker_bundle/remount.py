@@ -37,7 +37,7 @@ def read_layer_record(bundle_dir: Path) -> list[str] | None:
     """The diff_ids a bundle's overlay stacks (topmost first); None without a record."""
     try:
         return (Path(bundle_dir) / LAYER_RECORD).read_text().split()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):     # not a bundle, or not an overlay one
         return None
 
 
