@@ -22,6 +22,7 @@ from .convert import runtime_config
 from .image import Image
 from .options import BundleOptions
 from .profile import DEFAULT_CAPABILITIES, DEFAULT_NOFILE
+from .remount import write_layer_record
 from .rootdir import RootDir, container_parts, make_dirs_in_root, read_file_in_root, remove_tree
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -98,13 +99,15 @@ def _overlay_rootfs(image: Image, bundle_dir: Path, rootfs: Path, volatile: bool
     work.mkdir()
     os.chmod(upper, 0o755)      # the rootfs's "/" as the container sees it
     with gc_lock():
-        lowers = [ensure_layer(image.blob(descriptor), descriptor, diff_id)
+        layers = [(ensure_layer(image.blob(descriptor), descriptor, diff_id), diff_id)
                   for descriptor, diff_id in image.layers]
         # overlayfs refuses a directory twice among its lowers. A layer that comes
         # again (e.g. the same empty layer) decides every path it names at its top
         # position, so its lower occurrences change nothing: keep the topmost one.
-        lowers = [path for i, path in enumerate(lowers) if path not in lowers[i + 1:]]
-        mount.mount_overlay(rootfs, lowers, upper, work, volatile)
+        layers = [layer for i, layer in enumerate(layers) if layer not in layers[i + 1:]]
+        # The record `mocker start` mounts the overlay again from after a reboot.
+        write_layer_record(bundle_dir, [diff_id for _, diff_id in reversed(layers)])
+        mount.mount_overlay(rootfs, [path for path, _ in layers], upper, work, volatile)
 
 
 def _copy_rootfs(image: Image, rootfs: Path) -> None:

@@ -3,6 +3,7 @@
     mocker-fetch busybox | mocker-bundle --network none        # image from stdin
     mocker-bundle [OPTIONS] IMAGE [COMMAND [ARG...]]            # docker-run-like
     mocker-bundle --remove BUNDLE_DIR
+    mocker-bundle --mount BUNDLE_DIR                            # mount its rootfs again (reboot)
     mocker-bundle --prune                                       # free the layer cache
 """
 
@@ -39,9 +40,12 @@ def build_parser():
     instead = where.add_mutually_exclusive_group()
     instead.add_argument("--remove", metavar="DIR", type=Path,
                          help="unmount and delete a bundle made by mocker-bundle, then exit")
+    instead.add_argument("--mount", metavar="DIR", type=Path,
+                         help="mount a bundle's overlay rootfs again from its layer record "
+                              "(after a reboot), then exit; nothing to do if mounted")
     instead.add_argument("--prune", action="store_true",
                          help="delete cached layers that no image in the store and no "
-                              "mounted bundle uses, then exit")
+                              "bundle uses, then exit")
     # Off by default: config.json comes from a pure, tested converter, and importing
     # jsonschema would more than double the time of a warm bundle.
     where.add_argument("--validate", action="store_true",
@@ -101,6 +105,12 @@ def remove(args) -> int:
     return 0
 
 
+def mount(args) -> int:
+    from .remount import mount_bundle
+    mount_bundle(args.mount)
+    return 0
+
+
 def prune(args) -> int:
     from mocker_fetch.progress import human_size   # the same units as mocker-fetch --prune
     from .prune import prune_cache
@@ -115,4 +125,5 @@ def prune(args) -> int:
 def main(argv=None) -> int:
     args = cli.parse(build_parser(), argv)
     cli.setup_logging(args.verbose)
-    return cli.run(PROG, remove if args.remove else prune if args.prune else make, args)
+    command = remove if args.remove else mount if args.mount else prune if args.prune else make
+    return cli.run(PROG, command, args)

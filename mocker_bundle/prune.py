@@ -4,7 +4,10 @@ A cached layer is kept while
 - an image in the shared store (mocker-fetch's layout) lists it among its
   config's rootfs.diff_ids, on any platform of an index; or
 - an overlay mount, in any mount namespace, has it among its lower
-  directories: a bundle's rootfs, whose image may have been removed already.
+  directories: a bundle's rootfs, whose image may have been removed already; or
+- a bundle under the containers directory names it in its layer record
+  (remount.py): a stopped container after a reboot has no mount, but
+  `mocker start` mounts its overlay again from these layers.
 Everything else under the cache goes: unused layers with their short links and
 lock files, and what interrupted unpacks left in tmp/. Layers of images used
 from other layouts (oci:DIR) are kept only while mounted; a later bundle
@@ -27,6 +30,7 @@ from . import log
 from .cache import gc_lock
 from .image import read_json_blob
 from .mount import overlay_lower_dirs
+from .remount import recorded_diff_ids
 from .rootdir import remove_tree
 
 
@@ -38,7 +42,7 @@ def prune_cache() -> list[tuple[str, int]]:
     removed = []
     with gc_lock(exclusive=True):
         _clear_scratch(cache / "tmp")
-        keep = image_diff_ids(paths.image_layout())
+        keep = image_diff_ids(paths.image_layout()) | recorded_diff_ids(paths.containers_dir())
         lowers = overlay_lower_dirs()
         for entry in _cached_layers(cache):
             diff_id = f"{entry.parent.name}:{entry.name}"

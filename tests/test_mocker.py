@@ -13,6 +13,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from mocker_common import paths
 from tests.conftest import need_root, need_tool
 from tests.test_net_helpers import free_port, network  # noqa: F401 - a fixture
 
@@ -363,6 +365,29 @@ def test_kept_container_overlay_syncs_and_starts_again(cleanup, unique):
     assert mocker("logs", unique).stdout == "run\nrun\nrun\n", "the second run saw the first's file"
     mocker("rm", unique, check=True)
     assert not Path(bundle).exists()
+
+
+def test_kept_container_starts_again_after_a_reboot(cleanup, unique):
+    """A reboot (simulated: the rootfs overlay unmounted, the runtime's state gone)
+    leaves an empty rootfs/; `mocker start` mounts the overlay again from the
+    bundle's layer record, and the container sees its own earlier changes."""
+    script = "echo run >> /runs; cat /runs"
+    first = mocker("run", "--name", unique, "--network", "none", BUSYBOX, "sh", "-c", script)
+    assert first.stdout == "run\n", first.stderr
+    info = json.loads(mocker("inspect", unique, check=True).stdout)[0]
+    bundle = Path(info["Bundle"])
+    subprocess.run(["umount", "-l", bundle / "rootfs"], check=True)
+    shutil.rmtree(paths.runc_state_dir() / info["Id"], ignore_errors=True)
+    assert list((bundle / "rootfs").iterdir()) == []
+
+    mocker("start", unique, check=True)
+    deadline = time.monotonic() + 10
+    while mocker("logs", unique).stdout != "run\nrun\nrun\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert mocker("logs", unique).stdout == "run\nrun\nrun\n", "the second run saw the first's file"
+    assert not _is_volatile(_rootfs_mount_options(str(bundle)))
+    mocker("rm", unique, check=True)
+    assert not bundle.exists()
 
 
 def test_killed_monitor_container_still_listed_and_removable(cleanup, network, unique):  # noqa: F811

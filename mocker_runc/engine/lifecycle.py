@@ -114,8 +114,13 @@ def remove_bundle(bundle: str) -> None:
     (~50 ms) than importing mocker-bundle's remover here."""
     from mocker_bundle.remove import remove_bundle as remove
     notes.info(LOGGER, "+ mocker-bundle --remove %s", bundle)
+    _bundle_call(remove, bundle)
+
+
+def _bundle_call(function, bundle: str):
+    """function(bundle), its OS errors as one-line mocker errors."""
     try:
-        remove(Path(bundle))
+        return function(Path(bundle))
     except OSError as err:
         raise MockerError(f"{err.strerror or err} ({err.filename})") from None
 
@@ -142,4 +147,15 @@ def start(record: Record) -> int:
     record = records.load(record.id)
     if record.exit_code == LOST_EXIT:
         runtime.delete(record.id)  # nobody deleted it when it ended
+    mount_rootfs(record)
     return detach(record, print_id=False)
+
+
+def mount_rootfs(record: Record) -> None:
+    """`mocker-bundle --mount BUNDLE`, called as a function: after a reboot the
+    bundle's overlay rootfs is gone (an empty directory); mount it again from
+    the bundle's layer record, the container's own changes (upper/) kept."""
+    from mocker_bundle.remount import mount_bundle
+    bundle = record.bundle or str(paths.containers_dir() / record.id)
+    if _bundle_call(mount_bundle, bundle):
+        notes.info(LOGGER, "+ mocker-bundle --mount %s", bundle)
