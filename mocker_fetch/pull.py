@@ -89,7 +89,8 @@ def _connect(ref: Reference, options: PullOptions, mirror: str | None = None) ->
     if credentials is None:
         credentials = lookup_credentials(host if mirror else ref.registry, options.authfile)
     base_url = mirror if mirror and "://" in mirror else None
-    return Registry(host, insecure=options.insecure, credentials=credentials, base_url=base_url)
+    return Registry(host, insecure=options.insecure, credentials=credentials, base_url=base_url,
+                    jobs=options.jobs)
 
 
 class Resolved(NamedTuple):
