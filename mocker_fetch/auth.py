@@ -24,7 +24,7 @@ from typing import NamedTuple
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mocker_common.errors import CertificateError, MockerError, Unauthorized
+from mocker_common.errors import MockerError, Unauthorized
 
 from mocker_common.reference import DOCKER_HUB
 
@@ -170,15 +170,14 @@ class Authenticator:
             headers["Authorization"] = self.credentials.basic_header()
         log.info("GET %s (token for %s%s)", realm, query["scope"],
                  ", as " + self.credentials.username if self.credentials else ", anonymous")
-        from .transport import NETWORK_ERRORS, describe, read_body
+        from .transport import NETWORK_ERRORS, certificate_error, describe, read_body
         try:
             with self.transport.request("GET", realm, headers, params=query) as response:
                 status, body = response.status_code, read_body(response, MAX_TOKEN_ANSWER)
         except (*NETWORK_ERRORS, ValueError) as err:
-            reason, bad_certificate = describe(err, urlsplit(realm).netloc)
-            if bad_certificate:
-                raise CertificateError(f"the TLS certificate of token server "
-                                       f"{urlsplit(realm).netloc} failed: {reason}") from None
+            reason, kind = describe(err)
+            if kind:
+                raise certificate_error(urlsplit(realm).netloc, reason, kind) from None
             raise Unauthorized(f"cannot reach token server {realm}: {reason}") from None
         if status in (401, 403):
             raise Unauthorized(f"the token server refused the credentials (HTTP {status})")

@@ -20,13 +20,13 @@ from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from mocker_common import __version__
-from mocker_common.errors import (CertificateError, Corrupt, MockerError, NotFound,
-                                  Unauthorized, Unreachable)
+from mocker_common.errors import Corrupt, MockerError, NotFound, Unauthorized, Unreachable
 from mocker_common.mediatypes import INDEXES, MANIFESTS, SCHEMA1
 
 from . import trust
 from .auth import Authenticator, Credentials
-from .transport import NETWORK_ERRORS, Transport, describe, read_body, read_piece
+from .transport import (NETWORK_ERRORS, Transport, certificate_error, describe, read_body,
+                        read_piece)
 
 log = logging.getLogger("mocker.fetch")
 
@@ -96,11 +96,10 @@ class Registry:
                 with self._send("GET", f"{base}/v2/", {}) as response:
                     read_body(response, 1 << 16)
             except NETWORK_ERRORS as err:
-                reason, bad_certificate = describe(err, self.host)
+                reason, kind = describe(err)
                 log.debug("%s: %s", base, reason)
-                if bad_certificate and not self.insecure:
-                    raise CertificateError(f"the TLS certificate of {self.host} failed: "
-                                           f"{reason}") from None
+                if kind == "refused" or (kind == "verify" and not self.insecure):
+                    raise certificate_error(self.host, reason, kind) from None
                 last = last or reason   # the preferred scheme's failure says most
                 continue
             if response.status_code in (200, 401):
@@ -122,7 +121,7 @@ class Registry:
             try:   # read at most the limit: a registry cannot make us hold gigabytes
                 data = read_body(response, MAX_MANIFEST + 1)
             except NETWORK_ERRORS as err:
-                raise Unreachable(f"manifest {name}: {describe(err, self.host)[0]}") from None
+                raise Unreachable(f"manifest {name}: {describe(err)[0]}") from None
         if len(data) > MAX_MANIFEST:
             raise Corrupt(f"manifest {name} is larger than {MAX_MANIFEST} bytes")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
@@ -237,10 +236,9 @@ class Registry:
         try:
             return self._send(method, url, headers)
         except NETWORK_ERRORS as err:
-            reason, bad_certificate = describe(err, urlsplit(url).netloc)
-            if bad_certificate:
-                raise CertificateError(f"the TLS certificate of {urlsplit(url).netloc} "
-                                       f"failed: {reason}") from None
+            reason, kind = describe(err)
+            if kind:
+                raise certificate_error(urlsplit(url).netloc, reason, kind) from None
             raise Unreachable(f"cannot reach registry {self.host}: {reason}") from None
 
     def _send(self, method, url, headers):
@@ -275,7 +273,7 @@ def _stream_body(response, path, size, sink, progress, cancel) -> None:
         try:
             piece = read_piece(response, CHUNK)
         except NETWORK_ERRORS as err:   # only the reading: a full disk is no network error
-            raise _Retry(f"connection dropped: {describe(err, '')[0]}") from None
+            raise _Retry(f"connection dropped: {describe(err)[0]}") from None
         if not piece:
             return
         if sink.written + len(piece) > size:

@@ -125,50 +125,51 @@ def read_piece(response: requests.Response, size: int) -> bytes:
     return response.raw.read(size, decode_content=True)
 
 
-def describe(err: BaseException, host: str) -> tuple[str, bool]:
+def describe(err: BaseException) -> tuple[str, str]:
     """A short, one-line reason for a network error, with proxy passwords removed;
-    and whether it is a certificate that failed."""
+    and what kind it is: "" (the network), "verify" (we could not verify the
+    server's certificate) or "refused" (the server refused the handshake, as a
+    server wanting a client certificate does)."""
     cause = _root_cause(err)
     if isinstance(cause, ssl.SSLCertVerificationError):
-        reason = cause.verify_message or str(cause)
-        return proxies.scrub(f"{reason}; {certificate_hint(host, reason)}"), True
-    if isinstance(cause, ssl.SSLError) and ("certificate" in str(cause).lower()
-                                            or "handshake failure" in str(cause).lower()):
-        reason = _ssl_reason(cause)
-        return proxies.scrub(f"TLS refused: {reason}; {certificate_hint(host, reason)}"), True
-    via = ""
-    if _is_proxy_error(err):
-        via = "cannot connect to the proxy: "
-    return proxies.scrub(via + _short(cause)), False
+        return proxies.scrub(cause.verify_message or str(cause)), "verify"
+    if isinstance(cause, ssl.SSLError) and "alert" in str(cause).lower():
+        return proxies.scrub(_ssl_reason(cause)), "refused"
+    via = "cannot connect to the proxy: " if _is_proxy_error(err) else ""
+    return proxies.scrub(via + _short(cause)), ""
 
 
-def _root_cause(err: BaseException) -> BaseException:
-    """Dig through requests' and urllib3's wrappers to the error that happened."""
+def certificate_error(host: str, reason: str, kind: str) -> CertificateError:
+    """The one-line error for a TLS failure with host, naming what would fix it."""
+    if kind == "verify":
+        return CertificateError(f"the TLS certificate of {host} failed: {reason}; "
+                                f"{certificate_hint(host, reason)}")
+    return CertificateError(f"{host} refused the TLS handshake ({reason}); "
+                            f"{certificate_hint(host, 'certificate required')}")
+
+
+def _chain(err: BaseException):
+    """err, and the errors inside it: requests and urllib3 wrap the one that happened
+    (a MaxRetryError's .reason, an exception among args, or the __cause__)."""
     seen = set()
-    while id(err) not in seen:
+    while err is not None and id(err) not in seen:
         seen.add(id(err))
-        inner = getattr(err, "reason", None)     # urllib3's MaxRetryError, ProxyError…
+        yield err
+        inner = getattr(err, "reason", None)
         if not isinstance(inner, BaseException):
             inner = next((a for a in getattr(err, "args", ()) if isinstance(a, BaseException)),
                          None)
-        if inner is None:
-            inner = err.__cause__ or err.__context__
-        if inner is None:
-            return err
-        err = inner
-    return err
+        err = inner or err.__cause__ or err.__context__
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    *_, last = _chain(err)
+    return last
 
 
 def _is_proxy_error(err: BaseException) -> bool:
-    return isinstance(err, requests.exceptions.ProxyError) or any(
-        isinstance(a, urllib3.exceptions.ProxyError) for a in _chain(err))
-
-
-def _chain(err):
-    while err is not None:
-        yield err
-        err = getattr(err, "reason", None) or (err.args[0] if err.args and isinstance(
-            err.args[0], BaseException) else None)
+    return any(isinstance(e, (requests.exceptions.ProxyError, urllib3.exceptions.ProxyError))
+               for e in _chain(err))
 
 
 def _short(err: BaseException) -> str:

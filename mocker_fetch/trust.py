@@ -189,8 +189,8 @@ def certificate_hint(host: str, reason: str) -> str:
     """What would fix a failed verification of host's certificate, in a few words."""
     docker_dir, containers_dir = certs_dirs(host)
     lowered = reason.lower()
-    if "certificate required" in lowered or "handshake failure" in lowered:
-        return (f"it wants a client certificate: put client.cert and client.key in "
+    if "certificate required" in lowered:
+        return (f"if it wants a client certificate, put client.cert and client.key in "
                 f"{docker_dir}/ (or {containers_dir}/)")
     if "hostname mismatch" in lowered or "ip address mismatch" in lowered:
         return f"its certificate is for another name than {host}"
