@@ -163,12 +163,14 @@ class Authenticator:
         if not realm:
             raise Unauthorized("the registry's Bearer challenge names no realm")
         query = {"scope": challenge.params.get("scope") or scope}
+        if not query["scope"]:
+            del query["scope"]   # a login: a token for no repository, only to check
         if challenge.params.get("service"):
             query["service"] = challenge.params["service"]
         headers = {}
         if self.credentials:
             headers["Authorization"] = self.credentials.basic_header()
-        log.info("GET %s (token for %s%s)", realm, query["scope"],
+        log.info("GET %s (token for %s%s)", realm, query.get("scope", "a login"),
                  ", as " + self.credentials.username if self.credentials else ", anonymous")
         from .transport import NETWORK_ERRORS, certificate_error, describe, read_body
         try:

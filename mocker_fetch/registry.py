@@ -109,6 +109,22 @@ class Registry:
             last = f"HTTP {response.status_code} from {base}/v2/ (not a registry API?)"
         raise Unreachable(f"cannot reach registry {self.host}: {last}")
 
+    def check_login(self) -> None:
+        """GET /v2/ with the credentials, answering its challenge as a pull would:
+        what `docker login` does before it saves anything."""
+        self.ping()
+        if not self._challenge:
+            return   # the registry asks no one to log in
+        headers = {"Authorization": self.auth.answer(self._challenge, "")}
+        with self._send_or_unreachable("GET", f"{self.base_url}/v2/", headers) as response:
+            status = response.status_code
+        if status in (401, 403):
+            who = self.auth.credentials.username if self.auth.credentials else "anonymous"
+            raise Unauthorized(f"{self.host} refused the login of {who}: incorrect username "
+                               f"or password (HTTP {status})")
+        if status != 200:
+            _raise_for_status(response, f"{self.host}/v2/")
+
     def get_manifest(self, repository: str, key: str) -> Fetched:
         """GET a manifest or index by tag or digest; refuse what is not one."""
         name = f"{self.host}/{repository}{'@' if ':' in key else ':'}{key}"
