@@ -67,6 +67,16 @@ def normalize(proxy: str) -> str:
         proxy = "http://" + proxy
     elif scheme == "socks5":
         proxy = "socks5h://" + proxy.split("://", 1)[1]
+    try:
+        parts = urlsplit(proxy)
+        if not parts.hostname:
+            raise ValueError("no host")
+        parts.port   # raises ValueError for a port that is not a number
+    except ValueError:
+        from mocker_common.errors import MockerError, ExitCode
+        raise MockerError(f"the proxy {_redact_text(proxy)} named by the environment is not "
+                          "a URL (want [http://|https://|socks5://][user:pass@]host[:port])",
+                          ExitCode.USAGE) from None
     return proxy
 
 
@@ -137,6 +147,12 @@ def redact(url: str) -> str:
         return url
     netloc = parts.netloc.rpartition("@")[2]
     return parts._replace(netloc=f"{parts.username}:xxxxx@{netloc}").geturl()
+
+
+def _redact_text(url: str) -> str:
+    """redact() for a URL that may not even parse: drop everything before the last @."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{'xxxxx@' if '@' in rest else ''}{rest.rpartition('@')[2]}"
 
 
 def secrets_in_environment(environ=None) -> list[str]:

@@ -106,6 +106,9 @@ class Registry:
                 self.base_url = base
                 self._challenge = response.headers.get("WWW-Authenticate")
                 return
+            if response.status_code == 407:   # a plain-HTTP proxy wants (other) credentials
+                last = "the proxy refused us: HTTP 407 Proxy Authentication Required"
+                continue
             last = f"HTTP {response.status_code} from {base}/v2/ (not a registry API?)"
         raise Unreachable(f"cannot reach registry {self.host}: {last}")
 

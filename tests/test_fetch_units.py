@@ -324,3 +324,12 @@ def test_daemon_json_insecure_registries_by_name_and_cidr(tmp_path, monkeypatch)
     assert is_insecure("reg.example:5000") and is_insecure("198.51.100.9:443")
     assert is_insecure("[2001:db8::1]:5000")
     assert not is_insecure("203.0.113.1:5000")
+
+
+@pytest.mark.parametrize("bad", ["http://ann:pw-9x@[::1", "http://ann:pw-9x@host:port",
+                                 "http://ann:pw-9x@"])
+def test_a_proxy_url_that_does_not_parse_is_refused_without_its_password(bad):
+    from mocker_fetch.proxy import proxy_for
+    with pytest.raises(MockerError) as refused:
+        proxy_for("https://198.51.100.7/v2/", {"HTTPS_PROXY": bad})
+    assert "pw-9x" not in str(refused.value) and "is not a URL" in str(refused.value)
