@@ -143,3 +143,19 @@ def test_skopeo_login_writes_the_same_entry(basic_registry, home, tmp_path):
                    text=True, check=True, capture_output=True, timeout=120)
     ours = json.loads((tmp_path / "docker-config" / "config.json").read_text())
     assert ours["auths"][reg.host] == json.loads(theirs.read_text())["auths"][reg.host]
+
+
+def test_bash_completion_offers_the_saved_registries(basic_registry, home, tmp_path):
+    from tests.test_mocker import _complete
+    mocker("login", "-u", basic_registry.username, "--password-stdin", basic_registry.host,
+           env=home, stdin=basic_registry.password)
+    os.environ["DOCKER_CONFIG"], saved = home["DOCKER_CONFIG"], os.environ.get("DOCKER_CONFIG")
+    try:
+        assert _complete("log") == ["logs", "login", "logout"]
+        assert _complete("logout", "") == [basic_registry.host]
+        assert "--password-stdin" in _complete("login", "--pass")
+    finally:
+        if saved is None:
+            del os.environ["DOCKER_CONFIG"]
+        else:
+            os.environ["DOCKER_CONFIG"] = saved
