@@ -15,7 +15,7 @@ import json
 import os
 import logging
 import threading
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from mocker_common.digest import check_digest, digest_bytes, parse_digest
 from mocker_common.errors import Corrupt, ExitCode, MockerError
@@ -26,7 +26,8 @@ from .auth import Credentials, lookup_credentials
 from .layout import Layout
 from .progress import Progress
 from mocker_common.reference import Reference
-from .registry import Registry
+if TYPE_CHECKING:
+    from .registry import Registry   # imports requests: only once the registry is needed
 from .sink import Sink
 
 log = logging.getLogger("mocker.fetch")
@@ -83,7 +84,8 @@ def _from_first_endpoint(ref, layout, options, progress) -> dict:
     return copy_image(_connect(ref, options), ref, layout, options, progress)
 
 
-def _connect(ref: Reference, options: PullOptions, mirror: str | None = None) -> Registry:
+def _connect(ref: Reference, options: PullOptions, mirror: str | None = None) -> "Registry":
+    from .registry import Registry   # a pull by a digest stored whole never gets here
     host = mirror.split("://", 1)[-1].rstrip("/") if mirror else ref.api_host
     credentials = options.credentials
     if credentials is None:
@@ -102,7 +104,7 @@ class Resolved(NamedTuple):
     platform: dict | None = None      # the index entry's platform
 
 
-def copy_image(registry: Registry, ref: Reference, layout: Layout, options: PullOptions,
+def copy_image(registry: "Registry", ref: Reference, layout: Layout, options: PullOptions,
                progress: Progress) -> dict:
     """Copy one image; return the index.json descriptor of its stored manifest."""
     found = _resolve(registry, ref, options)
@@ -131,7 +133,7 @@ def _validate_manifests(found: Resolved) -> None:
     manifest.validate(found.document, manifest.MANIFEST_SCHEMA, "manifest")
 
 
-def _resolve(registry: Registry, ref: Reference, options: PullOptions) -> Resolved:
+def _resolve(registry: "Registry", ref: Reference, options: PullOptions) -> Resolved:
     """GET the manifest for ref, through an index if there is one."""
     fetched = registry.get_manifest(ref.repository, ref.manifest_key)
     _check_manifest_digest(fetched.data, ref.digest or fetched.digest_header, ref)
