@@ -23,6 +23,7 @@ Authorization away from other hosts.
 import logging
 import ssl
 import sys
+import threading
 
 
 def _import_requests():
@@ -92,9 +93,11 @@ class Transport:
                  timeout=(10, 60), pool_size: int = 4):
         self.verify, self.tls, self.timeout = verify, tls, timeout
         self._context = None
+        self._context_lock = threading.Lock()   # the download threads may all ask at once
         self.session = requests.Session()
         self.session.trust_env = False
-        # Only what we mean to send: requests' defaults add Accept: */* and gzip.
+        # Only what we mean to send: requests' defaults add Accept: */* and
+        # Accept-Encoding: gzip (blob requests say identity; read_body undoes any coding).
         self.session.headers = requests.structures.CaseInsensitiveDict(
             {"User-Agent": user_agent})
         adapter = _Adapter(self.context, verify, pool_size)
@@ -104,26 +107,31 @@ class Transport:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
     def context(self) -> ssl.SSLContext:
-        """The TLS context: the system's CAs and certs.d's, or no checks at all."""
-        if self._context is None:
-            context = ssl.create_default_context()
-            for ca in self.tls.cas:
-                try:
-                    context.load_verify_locations(cafile=str(ca))
-                except (OSError, ssl.SSLError) as err:
-                    raise CertificateError(f"cannot load CA {ca}: {_ssl_reason(err)}") from None
-            if self.tls.client:
-                cert, key = self.tls.client
-                try:
-                    context.load_cert_chain(str(cert), str(key))
-                except (OSError, ssl.SSLError) as err:
-                    raise CertificateError(f"cannot load client certificate {cert}: "
-                                           f"{_ssl_reason(err)}") from None
-            if not self.verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._context = context
+        """The session's TLS context, made on first use (plain HTTP needs none)."""
+        with self._context_lock:
+            if self._context is None:
+                self._context = self._new_context()
         return self._context
+
+    def _new_context(self) -> ssl.SSLContext:
+        """The system's CAs and certs.d's, a client certificate; or no checks at all."""
+        context = ssl.create_default_context()
+        for ca in self.tls.cas:
+            try:
+                context.load_verify_locations(cafile=str(ca))
+            except (OSError, ssl.SSLError) as err:
+                raise CertificateError(f"cannot load CA {ca}: {_ssl_reason(err)}") from None
+        if self.tls.client:
+            cert, key = self.tls.client
+            try:
+                context.load_cert_chain(str(cert), str(key))
+            except (OSError, ssl.SSLError) as err:
+                raise CertificateError(f"cannot load client certificate {cert}: "
+                                       f"{_ssl_reason(err)}") from None
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def request(self, method: str, url: str, headers: dict | None = None,
                 params: dict | None = None) -> requests.Response:
