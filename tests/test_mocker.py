@@ -83,6 +83,9 @@ def test_ifconfig_shows_lo_and_eth0_in_the_subnet(cleanup, network):  # noqa: F8
     eth0 = done.stdout.split("eth0", 1)[1]
     address = re.search(r"inet addr:(\S+)", eth0).group(1)
     assert ipaddress.ip_address(address) in network.subnet
+    # As in Docker's containers: the subnet's broadcast address, not Bcast:0.0.0.0.
+    assert f"Bcast:{network.subnet.broadcast_address} " in eth0
+    assert f"Mask:{network.subnet.netmask}\n" in eth0
 
 
 def test_network_none_and_host(cleanup, network):  # noqa: F811
