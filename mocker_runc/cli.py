@@ -10,7 +10,7 @@ import os
 import sys
 
 from mocker_common import __version__
-from mocker_common.cli import english_argparse
+from mocker_common.cli import english_argparse, parse
 from mocker_common.errors import ExitCode, MockerError
 
 from . import container, foreground
@@ -234,7 +234,10 @@ def main(argv=None) -> int:
     # skips it in its passes and in the interpreter's teardown (~4 ms a run).
     gc.freeze()
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(chosen_verb(argv)).parse_args(argv)
+    if "_ARGCOMPLETE" in os.environ:   # the shell completes a word: it needs every verb's flags
+        args = parse(build_parser(), argv)
+    else:
+        args = build_parser(chosen_verb(argv)).parse_args(argv)
     log = RunLog(args.log, args.log_format, args.debug)
     try:
         if args.systemd_cgroup:
