@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from tests.conftest import need_root
+from tests.fixtures import cgroupfs
 from tests.fixtures.bundles import busybox_template, leftover_mounts, new_bundle, runc_tool  # noqa: F401,E501
 
 
@@ -204,11 +205,14 @@ def test_the_container_sees_only_its_own_cgroup(runc_tool, new_bundle, unique, c
             config["linux"]["namespaces"].append({"type": "cgroup"})
         config["linux"]["resources"]["pids"] = {"limit": 77}
     # pids.max exists in a child cgroup only, never in a hierarchy's root
-    bundle = new_bundle(["sh", "-c", "cat /sys/fs/cgroup/pids/pids.max; "
-                                     "grep :pids: /proc/self/cgroup"], edit=edit)
+    v2 = cgroupfs.is_v2()
+    line = "^0::" if v2 else ":pids:"   # v2: one line, hierarchy 0, no controller names
+    bundle = new_bundle(["sh", "-c", f"cat {cgroupfs.inside('pids.max')}; "
+                                     f"grep {line} /proc/self/cgroup"], edit=edit)
     out = run_in(runc_tool, bundle, unique).stdout.split()
     assert out[0] == "77"
-    assert out[1].endswith(":pids:/" if cgroupns else f":pids:/mocker/{unique}")
+    prefix = "0::" if v2 else ":pids:"
+    assert out[1].endswith(f"{prefix}/" if cgroupns else f"{prefix}/mocker/{unique}"), out
 
 
 def test_mount_destinations_cannot_escape_through_symlinks(runc_tool, new_bundle, unique,
