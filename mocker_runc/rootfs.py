@@ -266,6 +266,10 @@ def finish(spec: Spec) -> None:
         mask_path(path)
     if spec.readonly_root:
         try:
-            linux.mount(None, "/", None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+            # The flags / already has go along: in a user namespace the kernel
+            # refuses a remount that would drop a locked one (the rootfs of a
+            # host whose /var/lib or /tmp is nosuid,nodev), as runc knows too.
+            linux.mount(None, "/", None,
+                        linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | _locked_flags("/"))
         except OSError as err:
             raise _fail("remount / read-only", err) from None

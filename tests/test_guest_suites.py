@@ -21,12 +21,33 @@ import pytest
 from tests.guest import vm
 from tests.guest.fixture import skip_unless_bootable
 
-# suite -> the inner pytest selection (paths or node ids, with -k where needed)
-SUITES = {
+# suite -> the inner pytest selection (paths or node ids). EVERY_RUN boots in
+# every CI run (.ci/run); FULL only when asked for with `-m slow` (see
+# docs/testing-v2.md: what runs where, and why).
+EVERY_RUN = {
     "runc cgroups": ["tests/test_runc_cgroups.py", "tests/test_runc_cgroups_v2.py"],
+    "runc and mocker-runc side by side": ["tests/test_runc_cgroups_side_by_side.py"],
+    "cgroup namespaces": ["tests/test_runc_isolation.py::test_the_container_sees_only_its_own_cgroup"],
+    "runc lifecycle (pause, kill --all)": [
+        "tests/test_runc_lifecycle.py::test_pause_and_resume",
+        "tests/test_runc_lifecycle.py::test_delete_force_of_a_paused_container",
+        "tests/test_runc_lifecycle.py::test_kill_all_and_signal_names",
+        "tests/test_runc_resources.py::test_update_takes_runcs_flags",
+    ],
+    "mocker run": [
+        "tests/test_mocker.py::test_detached_web_server",
+        "tests/test_mocker.py::test_memory_limit_kills_a_hog",
+        "tests/test_mocker.py::test_pids_and_cpu_limits",
+    ],
+}
+FULL = {
     "runc resources": ["tests/test_runc_resources.py"],
     "runc isolation": ["tests/test_runc_isolation.py"],
     "runc lifecycle": ["tests/test_runc_lifecycle.py"],
+    "runc and mocker-runc, same view": ["tests/test_runc_interop.py"],
+    "mocker run, all": ["tests/test_mocker.py"],
+    "podman with mocker-runc": ["tests/test_engines_podman.py"],
+    "containerd with mocker-runc": ["tests/test_engines_containerd.py"],
 }
 INNER_TIMEOUT = 1500      # seconds for the whole inner run (TCG is several times slower)
 PER_TEST_TIMEOUT = 300
@@ -44,9 +65,13 @@ class InnerRun:
     result: vm.Result
     cases: list[InnerCase] = field(default_factory=list)
 
-    def of(self, paths: list[str]) -> list[InnerCase]:
-        files = {p.split("::")[0] for p in paths}
-        return [c for c in self.cases if c.nodeid.split("::")[0] in files]
+    def of(self, selection: list[str]) -> list[InnerCase]:
+        """The cases a selection (files or node ids) picked."""
+        def picked(case: InnerCase, item: str) -> bool:
+            if "::" not in item:
+                return case.nodeid.split("::")[0] == item
+            return case.nodeid == item or case.nodeid.startswith(item + "[")
+        return [c for c in self.cases if any(picked(c, item) for item in selection)]
 
 
 def _cases(junit_xml: str) -> list[InnerCase]:
@@ -77,12 +102,23 @@ def run_inner(selection: list[str], out_dir: str, *args: str) -> InnerRun:
     return InnerRun(result, cases)
 
 
+def _selection(suites: dict) -> list[str]:
+    return [path for paths in suites.values() for path in paths]
+
+
 @pytest.fixture(scope="module")
-def inner(tmp_path_factory):
+def every_run(tmp_path_factory):
     skip_unless_bootable()
-    selection = [path for paths in SUITES.values() for path in paths]
-    out_dir = str(tmp_path_factory.mktemp("guest-suites"))
-    return run_inner(selection, out_dir)
+    return run_inner(_selection(EVERY_RUN), str(tmp_path_factory.mktemp("guest-every-run")))
+
+
+@pytest.fixture(scope="module")
+def full(request, tmp_path_factory):
+    # Behind `-m slow` for real: a plain run (CI's) has no -m and skips it.
+    if "slow" not in (request.config.getoption("markexpr") or "").replace("not slow", ""):
+        pytest.skip("the full v2 guest run takes long: run it with -m slow (docs/testing-v2.md)")
+    skip_unless_bootable()
+    return run_inner(_selection(FULL), str(tmp_path_factory.mktemp("guest-full")))
 
 
 def _report(cases: list[InnerCase]) -> str:
@@ -93,14 +129,24 @@ def _report(cases: list[InnerCase]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("suite", list(SUITES))
-def test_suite_passes_on_a_pure_cgroup_v2_host(inner, suite):
+def check_suite(inner: InnerRun, suite: str, paths: list[str]) -> None:
     result = inner.result
     assert inner.cases, (f"the inner pytest reported nothing (exit {result.returncode}) {result.failure}\n"
                          f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    cases = inner.of(SUITES[suite])
+    cases = inner.of(paths)
     failed = [c for c in cases if c.outcome == "failed"]
     passed = [c for c in cases if c.outcome == "passed"]
     assert not failed, f"{len(failed)} of {len(cases)} failed in the v2 guest:\n{_report(failed)}"
     assert passed, f"nothing of {suite} ran in the v2 guest:\n{_report(cases)}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", list(EVERY_RUN))
+def test_on_a_pure_cgroup_v2_host(every_run, suite):
+    check_suite(every_run, suite, EVERY_RUN[suite])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", list(FULL))
+def test_all_of_it_on_a_pure_cgroup_v2_host(full, suite):
+    check_suite(full, suite, FULL[suite])
