@@ -121,7 +121,9 @@ def kernel_cmdline(run_dir: Path, cwd: str, options: Options, microvm: bool, acc
         # cgroup v2 only: no v1 hierarchy can be mounted; systemd reads the second.
         "cgroup_no_v1=all", "systemd.unified_cgroup_hierarchy=1",
         "mitigations=off", "tsc=reliable",
-        f"guest.run={run_dir}", f"guest.cwd={cwd}", f"guest.init={options.init}",
+        f"guest.run={run_dir}", f"guest.init={options.init}",
+        # the cwd and the interpreter stay visible even under a guest tmpfs (a CI clone in /tmp)
+        f"guest.keep={cwd}:{os.path.realpath(sys.prefix)}:{python_bin_dir()}",
         f"guest.tmpfs={':'.join(options.tmpfs)}",
     ]
     if options.rw:
