@@ -49,7 +49,7 @@ FULL = {
     "podman with mocker-runc": ["tests/test_engines_podman.py"],
     "containerd with mocker-runc": ["tests/test_engines_containerd.py"],
 }
-INNER_TIMEOUT = 1500      # seconds for the whole inner run (TCG is several times slower)
+INNER_TIMEOUT = 1800      # seconds for the whole inner run (TCG is several times slower)
 PER_TEST_TIMEOUT = 300
 
 
@@ -142,19 +142,23 @@ def check_suite(inner: InnerRun, suite: str, paths: list[str]) -> None:
     assert passed, f"nothing of {suite} ran in the v2 guest:\n{_report(cases)}"
 
 
+# the first test pays for the boot and the whole inner run (pytest-timeout counts setup)
 @pytest.mark.slow
+@pytest.mark.timeout(INNER_TIMEOUT + 300)
 @pytest.mark.parametrize("suite", list(EVERY_RUN))
 def test_on_a_pure_cgroup_v2_host(every_run, suite):
     check_suite(every_run, suite, EVERY_RUN[suite])
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(INNER_TIMEOUT + 300)
 @pytest.mark.parametrize("suite", list(FULL))
 def test_all_of_it_on_a_pure_cgroup_v2_host(full, suite):
     check_suite(full, suite, FULL[suite])
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(INNER_TIMEOUT + 300)
 def test_the_guest_run_left_nothing_behind(every_run):
     # the guest is a machine of its own: its leak check (tests/fixtures/leaks.py) sees only this run
     out = every_run.result.stdout

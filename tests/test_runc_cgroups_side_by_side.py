@@ -145,3 +145,31 @@ def test_nested_cgroup_namespaces_see_their_own_root(runtime, new_bundle, unique
     proc = runtime("run", "--bundle", str(new_bundle(["sh", "-c", script], edit=edit)), unique, timeout=60)
     assert proc.stdout.split() == ["0::/", "0::/inner", "0::/"], proc.stderr
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("cgroupns", [False, True], ids=["host-cgroupns", "cgroupns"])
+def test_the_cgroup_mount_and_cgroup_are_the_ones_runc_gives(new_bundle, unique, tmp_path, cgroupns):
+    """/sys/fs/cgroup inside: its root, options, type and source, and /proc/self/cgroup."""
+    need_root()
+    runc = Runtime(need_tool("runc"), tmp_path / "runc-state")
+    ours = Runtime("mocker-runc", tmp_path / "state")
+
+    def edit(config):
+        config["linux"]["cgroupsPath"] = f"/mocker/{unique}"   # runc's default path is another
+        if cgroupns:
+            config["linux"]["namespaces"].append({"type": "cgroup"})
+    probe = ("grep ' /sys/fs/cgroup' /proc/self/mountinfo | while read -r _ _ _ root point opts rest; do "
+             "echo $root $point $opts ${rest#* - }; done; cat /proc/self/cgroup")
+    bundle = new_bundle(["sh", "-c", probe], edit=edit)
+    try:
+        theirs = runc("run", "--bundle", str(bundle), unique, timeout=60)
+        mine = ours("run", "--bundle", str(bundle), unique, timeout=60)
+    finally:
+        runc.cleanup()
+        ours.cleanup()
+    assert theirs.returncode == 0, theirs.stderr
+    assert mine.returncode == 0, mine.stderr
+    if cgroupfs.is_v2():
+        assert mine.stdout == theirs.stdout
+    else:   # v1: runc puts each hierarchy under a tmpfs; both show the container's own cgroups
+        assert mine.stdout.splitlines()[-1] == theirs.stdout.splitlines()[-1]
