@@ -108,3 +108,20 @@ def check_pure_v2_guest(guest, probe):
     assert not probe.exists()   # the guest's writes stay in the guest
     assert lines[6].startswith(os.path.dirname(os.path.abspath(os.sys.executable)))
     assert result.stderr == "to-stderr\n"
+
+
+def test_inner_results_are_read_per_suite(tmp_path):
+    from tests.test_guest_suites import InnerRun, _cases
+    junit = tmp_path / "inner.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_a" name="test_one"/>'
+        '<testcase classname="tests.test_a" name="test_two[runc]"><failure message="boom">trace</failure></testcase>'
+        '<testcase classname="tests.test_b" name="test_three"><skipped message="v1 only"/></testcase>'
+        '</testsuite></testsuites>')
+    inner = InnerRun(result=None, cases=_cases(str(junit)))
+    assert [(c.nodeid, c.outcome) for c in inner.of(["tests/test_a.py"])] == [
+        ("tests/test_a.py::test_one", "passed"), ("tests/test_a.py::test_two[runc]", "failed")]
+    assert [c.nodeid for c in inner.of(["tests/test_a.py::test_two"])] == ["tests/test_a.py::test_two[runc]"]
+    assert inner.of(["tests/test_a.py::test_two"])[0].message == "boom\ntrace"
+    assert [c.outcome for c in inner.of(["tests/test_b.py"])] == ["skipped"]

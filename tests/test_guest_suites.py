@@ -92,14 +92,14 @@ def _cases(junit_xml: str) -> list[InnerCase]:
     return cases
 
 
-def run_inner(selection: list[str], out_dir: str, *args: str) -> InnerRun:
+def run_inner(selection: list[str], out_dir: str, *args: str, stream: bool = False) -> InnerRun:
     junit = os.path.join(out_dir, "inner.xml")
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
             "--strict-markers", "--timeout", str(PER_TEST_TIMEOUT), f"--junitxml={junit}",
             "-o", "junit_family=xunit1", *args, *selection]
     # The guest is a machine of its own: the leak check sees only this run, always on.
     env = {**os.environ, "MOCKER_LEAK_CHECK": "1"}
-    result = vm.run(argv, env=env, options=vm.Options(rw=(out_dir,), timeout=INNER_TIMEOUT))
+    result = vm.run(argv, env=env, options=vm.Options(rw=(out_dir,), timeout=INNER_TIMEOUT), stream=stream)
     cases = _cases(junit) if os.path.exists(junit) else []
     return InnerRun(result, cases)
 
@@ -108,10 +108,16 @@ def _selection(suites: dict) -> list[str]:
     return [path for paths in suites.values() for path in paths]
 
 
+def _streaming(config) -> bool:
+    """With -s, the inner pytest's output shows as it comes."""
+    return config.getoption("capture") == "no"
+
+
 @pytest.fixture(scope="module")
-def every_run(tmp_path_factory):
+def every_run(request, tmp_path_factory):
     skip_unless_bootable()
-    return run_inner(_selection(EVERY_RUN), str(tmp_path_factory.mktemp("guest-every-run")))
+    return run_inner(_selection(EVERY_RUN), str(tmp_path_factory.mktemp("guest-every-run")),
+                     stream=_streaming(request.config))
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +126,8 @@ def full(request, tmp_path_factory):
     if "slow" not in (request.config.getoption("markexpr") or "").replace("not slow", ""):
         pytest.skip("the full v2 guest run takes long: run it with -m slow (docs/testing-v2.md)")
     skip_unless_bootable()
-    return run_inner(_selection(FULL), str(tmp_path_factory.mktemp("guest-full")))
+    return run_inner(_selection(FULL), str(tmp_path_factory.mktemp("guest-full")),
+                     stream=_streaming(request.config))
 
 
 def _report(cases: list[InnerCase]) -> str:

@@ -151,7 +151,7 @@ def qemu_argv(kernel_image: Path, initrd: Path, cmdline: str, run_dir: Path, opt
     if accel == "kvm":
         argv += ["-accel", "kvm", "-cpu", "host"]
     else:
-        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        argv += ["-accel", "tcg,thread=multi", "-cpu", os.environ.get("MOCKER_GUEST_CPU", "max")]
     argv += ["-m", str(options.memory_mib), "-smp", str(options.cpus),
              "-kernel", str(kernel_image), "-initrd", str(initrd), "-append", cmdline,
              "-serial", f"file:{run_dir / 'console.log'}",
