@@ -452,7 +452,11 @@ def do_devices(store, args):
             print(f"program {prog_id} ({name}) on {cg.path}, as the kernel holds it:")
             print(devicebpf.listing(insns))
         return
-    linux = (specs.load(args.bundle).raw.get("linux") or {})
+    try:
+        with open(os.path.join(args.bundle, "config.json")) as f:
+            linux = json.load(f).get("linux") or {}
+    except (OSError, ValueError) as err:
+        raise specs.SpecError(f"cannot read {args.bundle}/config.json: {err}") from None
     rules = dev.effective_rules((linux.get("resources") or {}).get("devices"), linux.get("devices"))
     ruleset = dev.normalize(rules)
     print("rules, in order (the config's, then runc's defaults):")
