@@ -245,3 +245,81 @@ def test_the_listing_names_each_rule_and_the_default():
     assert "r4 = *(u32 *)(r1 + 4)" in text
     assert "; c 136:* rwm" in text and "; b *:* m" in text and "; c 5:1 rwm" in text
     assert text.splitlines()[-2].endswith("w0 = 0                           ; default: deny")
+
+
+# -- the kernel: the program on a real cgroup2 directory --------------------------------
+# This host's unified tree (/sys/fs/cgroup/unified) takes BPF programs as a
+# pure v2 host's does: a process in it is judged by them too.
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+from mocker_runc import linux  # noqa: E402
+from mocker_runc.cgroups import devicefilter, hierarchies  # noqa: E402
+from tests.conftest import need_root  # noqa: E402
+
+
+@pytest.fixture
+def cgroup2(unique):
+    need_root()
+    layout = hierarchies.detect()
+    if not layout.unified:
+        pytest.skip("no cgroup2 tree on this host")
+    path = os.path.join(layout.unified.mountpoint, f"mocker-test-{unique}")
+    os.mkdir(path)
+    yield path
+    if os.path.isdir(path):
+        os.rmdir(path)
+
+
+def probe_in(cgroup: str, tmp_path, script: str) -> str:
+    """Run a shell in the cgroup (moved in before its script); its stdout and stderr."""
+    done = subprocess.run(["/bin/busybox", "sh", "-c",
+                           f"echo 0 > {cgroup}/cgroup.procs; cd {tmp_path}; {script}"],
+                          capture_output=True, text=True, timeout=30)
+    return done.stdout + done.stderr
+
+
+def gone(prog_id: int, timeout: float = 5.0) -> bool:
+    """The kernel frees a program after its cgroup is gone, from a work queue."""
+    deadline = time.monotonic() + timeout
+    while devicefilter.program_exists(prog_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_the_program_judges_the_cgroups_processes(cgroup2, tmp_path):
+    prog_id = devicefilter.install(cgroup2, ruleset(DOCKER))
+    assert devicefilter.attached(cgroup2) == [prog_id]
+    out = probe_in(cgroup2, tmp_path, "mknod mem c 1 1 && echo made; head -c1 mem; "
+                   "mknod null c 1 3; echo x > null && echo null-ok")
+    assert "made" in out and "mem: Operation not permitted" in out and "null-ok" in out
+    name, insns = devicefilter.dump(prog_id)
+    assert name == "mocker_devices"
+    assert insns == [i._replace(comment="") for i in bpf.program(ruleset(DOCKER))]
+
+
+def test_install_replaces_the_program_and_rmdir_frees_it(cgroup2, tmp_path):
+    first = devicefilter.install(cgroup2, ruleset(DOCKER))
+    fd = os.open(cgroup2, os.O_RDONLY | os.O_DIRECTORY)
+    try:   # by fd too, as a cgroup made by another driver (systemd) would be given
+        second = devicefilter.install(fd, ruleset(DOCKER + [
+            {"allow": True, "type": "c", "major": 1, "minor": 1, "access": "r"}]))
+    finally:
+        os.close(fd)
+    assert devicefilter.attached(cgroup2) == [second] and gone(first)
+    assert "Operation not permitted" not in probe_in(cgroup2, tmp_path, "mknod mem c 1 1; "
+                                                      "(exec 3<mem) 2>&1 | grep -v 'not permitted'; "
+                                                      "echo done")
+    os.rmdir(cgroup2)
+    assert gone(second), "the program outlived its cgroup"
+
+
+def test_a_program_the_verifier_refuses_is_shown_with_its_log():
+    need_root()
+    no_exit = bpf.encode([bpf.Insn(bpf.ALU32_MOV_K, 0, imm=1)])   # falls off the end
+    with pytest.raises(OSError, match="verifier log: .*"):
+        linux.bpf_prog_load(linux.BPF_PROG_TYPE_CGROUP_DEVICE, no_exit, "GPL")
