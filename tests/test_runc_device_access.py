@@ -14,14 +14,12 @@ and test_an_allow_all_program_is_caught shows the checks notice.
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from mocker_bundle import profile
-from mocker_runc import cgroups
 from mocker_runc.cgroups import hierarchies
 from tests.conftest import need_root, need_tool
 from tests.fixtures.bundles import (Runtime, busybox_template, default_config,  # noqa: F401
@@ -49,7 +47,7 @@ PROBES = [
 # mknod then open; the open is in a child shell under `timeout`, as a tty
 # that was let through might wait for its carrier.
 PROBE_SCRIPT = r"""
-mkdir -p /tmp/probe; cd /tmp/probe
+mkdir -p /dev/probe; cd /dev/probe   # /dev: a tmpfs without nodev (the rootfs may have it)
 probe() {
     if ! mknod "$1" "$2" "$3" "$4" 2>err; then echo "$1 mknod:$(cat err)"; return; fi
     if timeout -s KILL 3 sh -c "exec 3<$1" 2>err; then result=ok
@@ -179,3 +177,66 @@ def test_a_linux_device_without_a_rule_is_made_but_not_opened(runc_tool, runc, t
         outs[name] = tool("run", "--bundle", str(bundle), f"{unique}{name[0]}").stdout
     assert "made" in outs["runc"] and "Operation not permitted" in outs["runc"]
     assert outs["mocker-runc"] == outs["runc"]
+
+
+# -- cgroup v2 only: the program's life on the container's cgroup -----------------------
+
+def _v2_only():
+    if hierarchies.detect().mode != "v2":
+        pytest.skip("cgroup v2 only (run in the guest: tests/test_guest_devices.py)")
+
+
+def _programs(cid: str) -> list[int]:
+    from mocker_runc.cgroups import devicefilter
+    return devicefilter.attached(f"/sys/fs/cgroup/mocker-test/{cid}")
+
+
+def _in_test_cgroup(config: dict, cid: str) -> dict:
+    config["linux"]["cgroupsPath"] = f"/mocker-test/{cid}"
+    return config
+
+
+def test_runc_loads_the_very_program_we_load(runc_tool, runc, tmp_path, busybox_template, unique):
+    """Same config, same rules: the kernel holds the same instructions for both runtimes."""
+    _v2_only()
+    from mocker_runc.cgroups import devicefilter
+    held = {}
+    for name, tool in (("mocker-runc", runc_tool), ("runc", runc)):
+        cid = f"{unique}{name[0]}"
+        config = _in_test_cgroup(docker_config(), cid)
+        bundle = make_bundle(tmp_path / name, ["sleep", "30"], config=config, rootfs=busybox_template)
+        tool.detached("create", "--bundle", str(bundle), cid)
+        try:
+            (prog_id,) = _programs(cid)
+            held[name] = devicefilter.dump(prog_id)[1]
+        finally:
+            tool("delete", "--force", cid)
+    assert held["mocker-runc"] == held["runc"]
+
+
+def test_update_replaces_the_program_and_delete_leaves_none(runc_tool, tmp_path, busybox_template,
+                                                            unique):
+    _v2_only()
+    from mocker_runc.cgroups import devicefilter
+    config = _in_test_cgroup(docker_config(), unique)
+    bundle = make_bundle(tmp_path / "b", ["sleep", "30"], config=config, rootfs=busybox_template)
+    runc_tool.detached("run", "-d", "--bundle", str(bundle), unique)
+    try:
+        (first,) = _programs(unique)
+        # runc update never changes device rules: a file that asks for all is ignored
+        resources = tmp_path / "resources.json"
+        resources.write_text(json.dumps({"devices": [{"allow": True, "access": "rwm"}],
+                                         "pids": {"limit": 100}}))
+        runc_tool("update", "--resources", str(resources), unique, check=True)
+        (second,) = _programs(unique)
+        assert second != first and not devicefilter.program_exists(first)
+        out = runc_tool("exec", unique, "sh", "-c", "mknod /dev/m c 1 1; (exec 3</dev/m) 2>&1",
+                        check=False).stdout
+        assert "Operation not permitted" in out
+    finally:
+        runc_tool("delete", "--force", unique)
+    deadline = time.monotonic() + 5
+    while devicefilter.program_exists(second):   # freed with the cgroup, from a work queue
+        assert time.monotonic() < deadline, "the program outlived the container"
+        time.sleep(0.02)
+    assert not os.path.exists(f"/sys/fs/cgroup/mocker-test/{unique}")

@@ -275,8 +275,11 @@ def cgroup2(unique):
 
 def probe_in(cgroup: str, tmp_path, script: str) -> str:
     """Run a shell in the cgroup (moved in before its script); its stdout and stderr."""
+    # the nodes go to /dev: tmp_path may be on a nodev mount (the guest's /tmp is)
+    where = f"/dev/.{os.path.basename(cgroup)}"
     done = subprocess.run(["/bin/busybox", "sh", "-c",
-                           f"echo 0 > {cgroup}/cgroup.procs; cd {tmp_path}; {script}"],
+                           f"echo 0 > {cgroup}/cgroup.procs; mkdir {where} && cd {where} && "
+                           f"{{ {script}; }}; cd /; rm -rf {where}"],
                           capture_output=True, text=True, timeout=30)
     return done.stdout + done.stderr
 
