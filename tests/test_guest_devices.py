@@ -18,6 +18,8 @@ import pytest
 from tests.guest import vm
 from tests.guest.fixture import skip_unless_bootable
 
+pytestmark = pytest.mark.timeout(1500)   # one guest for all, under TCG
+
 SELECTION = ["tests/test_runc_device_access.py",
              "tests/test_runc_devices.py", "-k", "not the_program_agrees"]  # (the pure one: here)
 
@@ -29,7 +31,7 @@ MARK = "----- junit -----"
 def inner():
     skip_unless_bootable()
     pytest_cmd = shlex.join([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "--junitxml=/tmp/junit.xml", *SELECTION])
+                             "--durations=0", "--junitxml=/tmp/junit.xml", *SELECTION])
     # the report comes back on stdout, after the inner pytest's own output
     command = f"{pytest_cmd} > /tmp/pytest.out 2>&1; tail -c 4000 /tmp/pytest.out; " \
               f"echo '{MARK}'; cat /tmp/junit.xml"
