@@ -240,3 +240,31 @@ def test_update_replaces_the_program_and_delete_leaves_none(runc_tool, tmp_path,
         assert time.monotonic() < deadline, "the program outlived the container"
         time.sleep(0.02)
     assert not os.path.exists(f"/sys/fs/cgroup/mocker-test/{unique}")
+
+
+@pytest.mark.parametrize("rule, message", [
+    ({"allow": True, "type": "c", "major": 1, "minor": 3, "access": ""},
+     "linux.resources.devices[1]: device access cannot be empty"),
+    ({"allow": False, "type": "c", "major": 1, "minor": 3, "access": "r"},
+     "device rule deny c 1:3 r cannot punch a hole in the wider rule c 1:* rwm"),
+])
+def test_a_bad_rule_is_refused_like_runc_and_leaves_nothing(runc_tool, runc, tmp_path,
+                                                            busybox_template, unique, rule, message):
+    def config():
+        cfg = docker_config()
+        cfg["linux"]["cgroupsPath"] = f"/mocker-test/{unique}"
+        cfg["linux"]["resources"]["devices"][1:1] = [
+            {"allow": True, "type": "c", "major": 1, "access": "rwm"}] if "hole" in message else []
+        cfg["linux"]["resources"]["devices"].insert(1 if "hole" not in message else 2, rule)
+        return cfg
+    for name, tool in (("mocker-runc", runc_tool), ("runc", runc)):
+        bundle = make_bundle(tmp_path / name, config=config(), rootfs=busybox_template)
+        done = tool("create", "--bundle", str(bundle), unique)
+        assert done.returncode != 0, f"{name} took {rule}"
+        assert not tool.containers()
+        if name == "mocker-runc":
+            (line,) = done.stderr.strip().splitlines()
+            assert line.startswith(f"mocker-runc: {message}")
+    layout = hierarchies.detect()
+    for mount in ([layout.unified] if layout.unified else []) + list(layout.v1.values()):
+        assert not os.path.exists(mount.dir_for(f"/mocker-test/{unique}")), "cgroup left behind"
