@@ -64,6 +64,14 @@ EXPECTED = {name: verdict for name, _, _, _, verdict in PROBES} | {"write-null":
 @pytest.fixture
 def root():
     need_root()
+    yield
+    # the runtimes leave the parent of a cgroupsPath (/mocker-test) behind: ours to remove
+    layout = hierarchies.detect()
+    for mount in ([layout.unified] if layout.unified else []) + list(layout.v1.values()):
+        try:
+            os.rmdir(mount.dir_for("/mocker-test"))
+        except OSError:
+            pass   # absent, or in use by a parallel run
 
 
 def docker_config(runtime: str = "mocker-runc") -> dict:
