@@ -20,8 +20,11 @@ from tests.guest.fixture import skip_unless_bootable
 
 pytestmark = pytest.mark.timeout(1500)   # one guest for all, under TCG
 
-SELECTION = ["tests/test_runc_device_access.py",
-             "tests/test_runc_devices.py", "-k", "not the_program_agrees"]  # (the pure one: here)
+# the device tests, and podman and containerd driving mocker-runc (and runc);
+# the pure tests of test_runc_devices.py need no kernel: they run on the host
+SELECTION = ["tests/test_runc_device_access.py", "tests/test_runc_devices.py",
+             "tests/test_engines_podman.py", "tests/test_engines_containerd.py",
+             "-k", "device_access or judges or replaces or verifier or no_device_beyond_runcs"]
 
 
 MARK = "----- junit -----"
@@ -50,10 +53,13 @@ def test_every_device_test_passes_in_the_v2_guest(inner):
     result, output, cases = inner
     assert cases, f"the guest ran no test: {result.failure or output or result.stderr[-2000:]}"
     bad = {name: outcome for name, outcome in cases.items() if outcome != "passed"}
+    engines = [name for name in cases if name.startswith("test_no_device_beyond_runcs")]
+    assert len(engines) == 4, f"podman and containerd, each with both runtimes: {engines}"
     assert not bad, f"{bad}\n{output}"
     # the v2-only ones ran: the program runc loads is ours, update/delete keep no stale one
     for name in ("test_runc_loads_the_very_program_we_load",
                  "test_update_replaces_the_program_and_delete_leaves_none",
                  "test_an_allow_all_program_is_caught",
-                 "test_docker_rules_let_a_container_open_what_runc_lets_it"):
+                 "test_docker_rules_let_a_container_open_what_runc_lets_it",
+                 "test_the_program_judges_the_cgroups_processes"):
         assert cases.get(name) == "passed", name
