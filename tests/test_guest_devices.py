@@ -18,7 +18,8 @@ import pytest
 from tests.guest import vm
 from tests.guest.fixture import skip_unless_bootable
 
-pytestmark = pytest.mark.timeout(1500)   # one guest for all, under TCG
+# one guest for all, under TCG; .ci/run runs slow tests too
+pytestmark = [pytest.mark.slow, pytest.mark.interop, pytest.mark.timeout(1500)]
 
 # the device tests, and podman and containerd driving mocker-runc (and runc);
 # the pure tests of test_runc_devices.py need no kernel: they run on the host

@@ -25,7 +25,7 @@ from tests.conftest import need_root, need_tool
 from tests.fixtures.bundles import (Runtime, busybox_template, default_config,  # noqa: F401
                                     make_bundle, new_bundle, runc_tool)
 
-pytestmark = pytest.mark.usefixtures("root")
+pytestmark = [pytest.mark.usefixtures("root"), pytest.mark.interop]   # runc side by side
 
 # name, type, major, minor, what Docker's rules under runc give ("ok" or "EPERM")
 PROBES = [
