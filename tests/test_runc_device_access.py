@@ -23,7 +23,7 @@ from mocker_bundle import profile
 from mocker_runc.cgroups import hierarchies
 from tests.conftest import need_root, need_tool
 from tests.fixtures.bundles import (Runtime, busybox_template, default_config,  # noqa: F401
-                                    make_bundle, new_bundle, runc_tool)
+                                    make_bundle, runc_tool)
 
 pytestmark = [pytest.mark.usefixtures("root"), pytest.mark.interop]   # runc side by side
 
