@@ -1,11 +1,55 @@
 """`mocker run` and devices: Docker's rules by default, and --device as Docker has it.
 
-Nodes are made in /dev (the container's own tmpfs), not in the rootfs: a
-rootfs on a nodev mount would refuse them with EACCES whatever the cgroup says.
+The image is put straight into mocker's store (an OCI image layout) from a
+busybox-static rootfs: no registry, so that these tests run as they are in
+the pure cgroup v2 guest too (tests/test_guest_devices.py). Nodes are made
+in /dev (the container's own tmpfs), not in the rootfs: a rootfs on a nodev
+mount would refuse them with EACCES whatever the cgroup says.
 """
 
-from tests.test_mocker import BUSYBOX, cleanup, mirror, mocker  # noqa: F401 - fixtures
-from tests.test_net_helpers import network  # noqa: F401 - a fixture
+import json
+import os
+import tarfile
+
+import pytest
+
+from mocker_common import paths
+from tests.conftest import need_root
+from tests.fixtures.engines import busybox_rootfs, write_oci_archive  # noqa: F401 - a fixture
+from tests.test_mocker import mocker
+
+BUSYBOX = "mkdevices-busybox"
+
+
+@pytest.fixture(scope="module")
+def image(busybox_rootfs, tmp_path_factory):  # noqa: F811 - a fixture
+    """BUSYBOX in mocker's image store; every container made meanwhile removed after."""
+    need_root()
+    work = tmp_path_factory.mktemp("devices-image")
+    refname = f"docker.io/library/{BUSYBOX}:latest"
+    with tarfile.open(write_oci_archive(busybox_rootfs, work / "image.tar", refname)) as tar:
+        tar.extractall(work / "layout")
+    store = paths.image_layout()
+    (store / "blobs/sha256").mkdir(parents=True, exist_ok=True)
+    for blob in (work / "layout/blobs/sha256").iterdir():
+        os.replace(blob, store / "blobs/sha256" / blob.name)
+    index_path = store / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {"schemaVersion": 2,
+                                                                             "manifests": []}
+    index["manifests"] += json.loads((work / "layout/index.json").read_text())["manifests"]
+    (store / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    index_path.write_text(json.dumps(index))
+    before = set(mocker("ps", "-aq", "--no-trunc").stdout.split())
+    yield BUSYBOX
+    made = set(mocker("ps", "-aq", "--no-trunc").stdout.split()) - before
+    if made:
+        mocker("rm", "-f", *made)
+    mocker("rmi", BUSYBOX)
+
+
+@pytest.fixture
+def cleanup(image):
+    yield
 
 # The issue's case: the host's serial console, then its first disk.
 ESCAPE = ("mknod /dev/d c 4 64 && (echo hello > /dev/d) 2>&1; "
