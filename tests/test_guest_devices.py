@@ -21,11 +21,14 @@ from tests.guest.fixture import skip_unless_bootable
 # one guest for all, under TCG; .ci/run runs slow tests too
 pytestmark = [pytest.mark.slow, pytest.mark.interop, pytest.mark.timeout(1500)]
 
-# the device tests, and podman and containerd driving mocker-runc (and runc);
+# the device tests, `mocker run`'s, and podman and containerd driving
+# mocker-runc (and runc);
 # the pure tests of test_runc_devices.py need no kernel: they run on the host
 SELECTION = ["tests/test_runc_device_access.py", "tests/test_runc_devices.py",
+             "tests/test_mocker_devices.py",
              "tests/test_engines_podman.py", "tests/test_engines_containerd.py",
-             "-k", "device_access or judges or replaces or verifier or no_device_beyond_runcs"]
+             "-k", "device_access or mocker_devices or judges or replaces or verifier "
+                   "or no_device_beyond_runcs"]
 
 
 MARK = "----- junit -----"
@@ -62,6 +65,8 @@ def test_every_device_test_passes_in_the_v2_guest(inner):
                  "test_update_replaces_the_program_and_delete_leaves_none",
                  "test_an_allow_all_program_is_caught",
                  "test_docker_rules_let_a_container_open_what_runc_lets_it",
-                 "test_the_program_judges_the_cgroups_processes"):
+                 "test_the_program_judges_the_cgroups_processes",
+                 "test_a_container_cannot_open_the_hosts_console_or_disk",
+                 "test_device_opens_exactly_the_given_device"):
         assert [outcome for case, outcome in cases.items() if case.endswith(f"::{name}")] == \
             ["passed"], name
