@@ -380,7 +380,14 @@ def update(store: Store, cid: str, resources: dict) -> None:
         cg = cgroup_of(st)
         if store.status(st, cg) == "stopped":
             raise NotRunning("container not running")
-        cg.update(resources)
+        # runc update never changes device rules (it sets SkipDevices): neither do we.
+        cg.update({key: value for key, value in resources.items() if key != "devices"})
+        if cg.version == 2:
+            # The config's own rules again, in a fresh program: attached before the
+            # old one is detached (devicefilter.install), so never a moment without.
+            linux_config = st.config.get("linux") or {}
+            cg.apply_devices((linux_config.get("resources") or {}).get("devices") or [],
+                             linux_config.get("devices") or [])
 
 
 def stats_event(store: Store, cid: str) -> dict:
