@@ -14,7 +14,8 @@ import fcntl
 import json
 import os
 
-from mocker_common.errors import Conflict, MockerError, NotFound
+from mocker_common import names
+from mocker_common.errors import Conflict, NotFound
 
 from .record import Record
 from .spec import SPEC_VERSION
@@ -74,8 +75,9 @@ class Store:
         self.root = root
 
     def dir(self, cid: str) -> str:
-        if not cid or "/" in cid or cid in (".", "..") or cid.startswith("."):
-            raise MockerError(f"invalid container id {cid!r}")
+        names.runtime_id(cid)
+        if cid.startswith("."):   # runc takes ".x"; our --root keeps its .seccomp cache there
+            raise names.InvalidName(f"invalid container id {cid!r}: it may not start with '.'")
         return os.path.join(self.root, cid)
 
     def fifo(self, cid: str) -> str:

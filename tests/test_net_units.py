@@ -66,7 +66,7 @@ def test_bad_subnets_are_refused(subnet, message):
 
 
 def test_bad_bridge_names_are_refused():
-    with pytest.raises(MockerError, match="invalid interface name"):
+    with pytest.raises(MockerError, match="invalid bridge name"):
         config.parse_ifname("a-name-longer-than-15")
 
 
