@@ -14,7 +14,7 @@ import time
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 
-from . import cgroups, init, linux
+from . import cgroups, init, linux, sysctls
 from . import spec as specs
 from .channel import Channel, InitError
 from .record import Record
@@ -93,6 +93,7 @@ def _check_host(spec: specs.Spec) -> None:
     if (spec.hostname or spec.domainname) and spec.namespace("uts") is None:
         raise specs.SpecError("unable to set hostname without a private UTS namespace")
     check_rlimits(spec.process)
+    sysctls.check(spec)
 
 
 def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:

@@ -126,6 +126,10 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
     if status != "running":
         raise NotRunning(f"cannot exec in a {status} container" if status != "stopped"
                          else "container not running")
+    if proc.capabilities is None:
+        # as runc: a process.json without capabilities gets the container's own
+        # (and a container that has none gives none)
+        proc.capabilities = specs.parse_process(st.config["process"]).capabilities
     forwarder = None
     if not opts.detach:
         forwarder = SignalForwarder()

@@ -8,6 +8,7 @@ answer differs in form (its exit code, its words), the test says how.
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -50,3 +51,160 @@ def test_hostile_container_ids_are_refused_by_both(runc, runc_tool, new_bundle, 
         one_line_refusal(done, "invalid container" if name == "mocker-runc" else "invalid")
         assert tool.containers() == [], name
     assert not (runc.root.parent / "escape").exists()
+
+
+# --- capabilities: none asked, none given -------------------------------------------
+
+CAPS = "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status"
+
+
+def test_no_capabilities_in_config_gives_none_under_run(runc, runc_tool, new_bundle, unique):
+    bundle = new_bundle(["sh", "-c", CAPS], edit=lambda c: c["process"].pop("capabilities"))
+    seen = {}
+    for name, tool in both(runc, runc_tool):
+        done = tool("run", "--bundle", str(bundle), unique)
+        assert done.returncode == 0, done.stderr
+        seen[name] = done.stdout
+    assert seen["mocker-runc"] == seen["runc"]
+    assert seen["runc"].count("0000000000000000") == 5, seen
+
+
+@pytest.mark.parametrize("container_caps", [True, False])
+def test_exec_process_without_capabilities_gets_the_containers_own(
+        runc, runc_tool, new_bundle, tmp_path, unique, container_caps):
+    """runc: an exec'd process.json without capabilities gets the container's
+    config.json capabilities (none if it has none either), never all of them."""
+    def edit(config):
+        if not container_caps:
+            config["process"].pop("capabilities")
+    bundle = new_bundle(["sleep", "60"], edit=edit)
+    process = json.loads((bundle / "config.json").read_text())["process"]
+    process.pop("capabilities", None)
+    process["args"] = ["sh", "-c", CAPS]
+    (tmp_path / "process.json").write_text(json.dumps(process))
+    seen = {}
+    for name, tool in both(runc, runc_tool):
+        tool.detached("run", "-d", "--bundle", str(bundle), unique)
+        done = tool("exec", "--process", str(tmp_path / "process.json"), unique)
+        tool("delete", "--force", unique)
+        assert done.returncode == 0, done.stderr
+        seen[name] = done.stdout
+    assert seen["mocker-runc"] == seen["runc"]
+    assert "CapEff:\t000001ff" not in seen["runc"]
+
+
+# --- sysctls the container does not own --------------------------------------------
+
+SYSCTL_CASES = [
+    # (key, namespaces to keep of the default pid/network/ipc/uts/mount, refused)
+    ("vm.swappiness", "all", True),
+    ("kernel.pid_max", "all", True),
+    ("kernel.msgmax", "no-ipc", True),
+    ("fs.mqueue.msg_max", "no-ipc", True),
+    ("net.ipv4.ip_forward", "no-network", True),
+    ("net.ipv4.ip_forward", "host-network", True),
+    ("kernel.hostname", "all", True),
+    ("kernel.domainname", "no-uts", True),
+    ("kernel.msgmax", "all", False),
+    ("kernel.domainname", "all", False),
+    ("net.ipv4.ip_forward", "all", False),
+]
+
+
+@pytest.mark.parametrize("key, namespaces, refused", SYSCTL_CASES)
+def test_sysctl_outside_the_containers_namespaces_is_refused_as_by_runc(
+        runc, runc_tool, new_bundle, unique, key, namespaces, refused):
+    path = "/proc/sys/" + key.replace(".", "/")
+    with open(path) as f:
+        before = f.read()
+
+    def edit(config):
+        linux = config["linux"]
+        linux["sysctl"] = {key: before.strip() if key != "kernel.domainname" else "mk.test"}
+        kind = namespaces.split("-", 1)[-1]
+        if namespaces.startswith("no-"):
+            linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != kind]
+        if namespaces == "host-network":
+            for n in linux["namespaces"]:
+                if n["type"] == "network":
+                    n["path"] = f"/proc/{os.getpid()}/ns/net"
+        if kind == "uts":
+            config.pop("hostname", None)
+    bundle = new_bundle(["true"], edit=edit)
+    for name, tool in both(runc, runc_tool):
+        done = tool("run", "--bundle", str(bundle), unique)
+        if refused:
+            one_line_refusal(done, "sysctl", key)
+        else:
+            assert done.returncode == 0, (name, done.stderr)
+        assert tool.containers() == [], name
+    with open(path) as f:
+        assert f.read() == before
+
+
+# --- the pid file and the state directory ------------------------------------------
+
+def _plant(link, target) -> None:
+    os.symlink(target, link)
+    os.lchown(link, 65534, 65534)   # planted by another user (nobody)
+
+
+def _create_quietly(tool, tmp_path, *args):
+    """create, with the container's stdio away from our pipes (it keeps them open)."""
+    with open(tmp_path / "create.err", "w+") as err:
+        done = tool("create", *args, capture_output=False, stdout=subprocess.DEVNULL,
+                    stderr=err)
+        err.seek(0)
+        done.stderr = err.read()
+    return done
+
+
+def test_pid_file_never_writes_through_a_planted_symlink(runc, runc_tool, new_bundle, tmp_path,
+                                                        unique):
+    """A sticky, world-writable directory (like /tmp) where another user planted
+    symlinks to a root-owned file: at the pid file's name, at runc's temp name
+    (.NAME), and at the next few thousand names of the form NAME.PID.tmp."""
+    bundle = new_bundle(["sleep", "60"])
+    shared = tmp_path / "sticky"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    with open("/proc/sys/kernel/ns_last_pid") as f:
+        last = int(f.read())
+    for name, tool in both(runc, runc_tool):
+        pid_file = shared / f"{name}.pid"
+        _plant(pid_file, victim)
+        _plant(shared / f".{name}.pid", victim)
+        for pid in range(last + 1, last + 3000):
+            _plant(shared / f"{name}.pid.{pid}.tmp", victim)
+        done = _create_quietly(tool, tmp_path, "--bundle", str(bundle), "--pid-file",
+                               str(pid_file), unique)
+        assert victim.read_text() == "precious\n", name
+        if name == "runc":   # runc's O_EXCL on its fixed temp name refuses: no overwrite
+            one_line_refusal(done, "file exists")
+        else:                # ours picks a name no one can predict: the pid file is written
+            assert done.returncode == 0, done.stderr
+            assert not pid_file.is_symlink()
+            assert pid_file.read_text() == str(tool.state(unique)["pid"])
+            assert stat.S_IMODE(pid_file.stat().st_mode) == 0o644
+        tool("delete", "--force", unique)
+
+
+@pytest.mark.parametrize("mode, uid", [(0o777, 0), (0o775, 0), (0o1777, 0), (0o700, 65534)])
+def test_a_root_directory_others_may_write_is_refused(runc, runc_tool, new_bundle, tmp_path,
+                                                      unique, mode, uid):
+    """Where runc differs: runc 1.1 takes such a --root and runs the container;
+    mocker-runc refuses it (its state decides which hooks run as root)."""
+    bundle = new_bundle(["true"])
+    root = tmp_path / "shared-root"
+    root.mkdir()
+    root.chmod(mode)
+    os.chown(root, uid, 0)
+    theirs = Runtime(runc.binary, root)("run", "--bundle", str(bundle), unique)
+    assert theirs.returncode == 0, theirs.stderr
+    for verb in (["run", "--bundle", str(bundle), unique], ["list"], ["delete", unique]):
+        ours = Runtime(runc_tool.binary, root)(*verb)
+        assert ours.returncode == 6
+        one_line_refusal(ours, "writable by others", "chmod go-w")
+    assert os.listdir(root) == []
