@@ -136,6 +136,9 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
         linux.set_child_subreaper()
     ours, theirs = Channel.pair(with_fds=proc.terminal)
     joins = _namespaces_of(st.pid)
+    root_fd = None
+    if not any(flag == linux.CLONE_NEWNS for _, flag in joins):   # it shares our mounts
+        root_fd = os.open(f"/proc/{st.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     init.preload(proc, False)
     seccomp_filter = build_seccomp_filter((st.config.get("linux") or {}).get("seccomp"), store)
     middle = fork_in(cg)
@@ -143,8 +146,10 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
         ours.close()
         init.guarded(theirs, init.middle, theirs, cg.self_join_files(), joins, False, 0,
                      init.exec_process, theirs, proc, seccomp_filter,
-                     None if st.no_new_keyring else st.id, opts.preserve_fds)
+                     None if st.no_new_keyring else st.id, opts.preserve_fds, root_fd)
     theirs.close()
+    if root_fd is not None:
+        os.close(root_fd)
     pid, master = 0, None
     try:
         ours.send("go")

@@ -157,7 +157,7 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, cid:
     # runtime-spec: createContainer hooks run in the container's namespaces, before pivot_root.
     _run_hooks("createContainer", spec, state)
 
-    rootfs.enter(spec.rootfs, opts.no_pivot)
+    rootfs.enter(spec.rootfs, opts.no_pivot, spec.namespace("mount") is not None)
     rootfs.finish(spec)
     if slave is not None:
         _attach_terminal(slave)     # setsid, and the pty as controlling terminal
@@ -236,13 +236,20 @@ def _attach_terminal(slave_path: str) -> None:
 # --- exec process ------------------------------------------------------------------
 
 def exec_process(chan: Channel, proc: Process, seccomp_filter, cid: str | None,
-                 preserve_fds: list[int]) -> None:
+                 preserve_fds: list[int], root_fd: int | None = None) -> None:
     """Inside a running container's namespaces: become its process and execve.
 
     cid names the container's session keyring to join (None: join none).
+    root_fd, when the container shares our mount namespace: its init's root
+    (/proc/PID/root), to chroot into; joining a mount namespace sets the root
+    by itself, sharing one does not (runc then leaves exec on the host's /).
     """
-    _close_other_fds(chan.fds() | set(preserve_fds))
+    _close_other_fds(chan.fds() | set(preserve_fds) | ({root_fd} - {None}))
     _pass_on(preserve_fds)
+    if root_fd is not None:
+        os.fchdir(root_fd)
+        linux.chroot(".")
+        os.close(root_fd)
     if cid is not None:
         _new_session_keyring(cid)   # the container's own, found by its name
     if proc.terminal:

@@ -37,6 +37,9 @@ class ContainerState(Record):
     config: dict = {}
     owner: str = ""
     no_new_keyring: bool = False   # create's --no-new-keyring: exec joins no keyring either
+    # no mount namespace of its own: the ids of the mounts at or under the rootfs
+    # before create (hostmounts.py); delete detaches the container's others
+    premounted: list | None = None
 
 
 def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:

@@ -208,3 +208,23 @@ def test_a_root_directory_others_may_write_is_refused(runc, runc_tool, new_bundl
         assert ours.returncode == 6
         one_line_refusal(ours, "writable by others", "chmod go-w")
     assert os.listdir(root) == []
+
+
+# --- what a missing namespace forbids ------------------------------------------------
+
+@pytest.mark.parametrize("missing, words", [
+    ("mount", []),
+    ("uts", ["hostname"]),
+])
+def test_what_needs_a_namespace_is_refused_without_it(runc, runc_tool, new_bundle, unique,
+                                                      missing, words):
+    """runc: masked and read-only paths need a mount namespace, a hostname a UTS one."""
+    def edit(config):
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                         if n["type"] != missing]
+    bundle = new_bundle(["true"], edit=edit)
+    for name, tool in both(runc, runc_tool):
+        line = one_line_refusal(tool("run", "--bundle", str(bundle), unique), *words)
+        if missing == "mount":
+            assert ("MNT namespace" if name == "runc" else "need a mount namespace") in line
+        assert tool.containers() == [], name
