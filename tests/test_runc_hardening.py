@@ -228,3 +228,63 @@ def test_what_needs_a_namespace_is_refused_without_it(runc, runc_tool, new_bundl
         if missing == "mount":
             assert ("MNT namespace" if name == "runc" else "need a mount namespace") in line
         assert tool.containers() == [], name
+
+
+# --- no fd, cwd or root from outside (the CVE-2024-21626 class) ----------------------
+
+# What the container's program holds, seen by the programs it starts (they
+# inherit every fd not marked close-on-exec): fds and targets, cwd, root.
+FD_PROBE = ("ls -l /proc/self/fd/; echo cwd; readlink /proc/self/cwd; echo root; "
+            "readlink /proc/self/root; echo same; stat -L -c %d:%i / /proc/self/cwd")
+
+
+def _held(output: str) -> dict:
+    seen, key = {"fds": {}}, None
+    for line in output.splitlines():
+        if " -> " in line:
+            number, target = line.split(" -> ", 1)
+            seen["fds"][int(number.split()[-1])] = target
+        elif line in ("cwd", "root", "same"):
+            key = line
+        elif key:
+            seen.setdefault(key, []).append(line)
+    return seen
+
+
+def _only_stdio(seen: dict, name: str) -> None:
+    """stdio are the caller's (/dev/null, our pipes), and ls's own /proc/N/fd;
+    nothing else may be open, and cwd and root are the container's /."""
+    fds = {n: t for n, t in seen["fds"].items() if not (t.startswith("/proc/") and
+                                                        t.endswith("/fd"))}
+    assert sorted(fds) == [0, 1, 2], (name, seen)
+    assert all(t == "/dev/null" or t.startswith("pipe:") for t in fds.values()), (name, seen)
+    assert seen["cwd"] == ["/"] and seen["root"] == ["/"], (name, seen)
+    assert len(set(seen["same"])) == 1, (name, seen)   # cwd is the root's very inode
+
+
+def test_no_fd_or_cwd_from_outside_in_run_and_exec(runc, runc_tool, new_bundle, unique):
+    probe = new_bundle(["sh", "-c", FD_PROBE])
+    sleeper = new_bundle(["sleep", "60"])
+    for name, tool in both(runc, runc_tool):
+        done = tool("run", "--bundle", str(probe), unique)
+        assert done.returncode == 0, done.stderr
+        _only_stdio(_held(done.stdout), f"{name} run")
+        tool.detached("run", "-d", "--bundle", str(sleeper), unique)
+        done = tool("exec", unique, "sh", "-c", FD_PROBE)
+        tool("delete", "--force", unique)
+        assert done.returncode == 0, done.stderr
+        _only_stdio(_held(done.stdout), f"{name} exec")
+
+
+@pytest.mark.parametrize("fd", range(3, 10))
+def test_cwd_through_a_runtime_fd_is_refused(runc, runc_tool, new_bundle, unique, fd):
+    """The CVE-2024-21626 attack: process.cwd /proc/self/fd/N, N a directory fd the
+    runtime forgot to close, put the process in the host's filesystem."""
+    bundle = new_bundle(["sh", "-c", FD_PROBE], cwd=f"/proc/self/fd/{fd}")
+    for name, tool in both(runc, runc_tool):
+        done = tool("run", "--bundle", str(bundle), unique)
+        if done.returncode == 0:   # then it must be inside
+            seen = _held(done.stdout)
+            assert len(set(seen["same"])) == 1 or not seen["cwd"][0].startswith(
+                ("/sys", "/tmp", "/run", "/work")), (name, seen)
+        assert tool.containers() == [], name
