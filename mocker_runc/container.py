@@ -14,7 +14,7 @@ import time
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 
-from . import cgroups, hostmounts, init, linux, sysctls
+from . import cgroups, hostmounts, init, linux, lsm, sysctls
 from . import spec as specs
 from .channel import Channel, InitError
 from .record import Record
@@ -99,6 +99,7 @@ def _check_host(spec: specs.Spec) -> None:
                               "(linux.namespaces)")
     check_rlimits(spec.process)
     sysctls.check(spec)
+    lsm.check(spec)
 
 
 def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:

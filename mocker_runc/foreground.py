@@ -11,7 +11,7 @@ the process's code, or 128 + the signal that killed it.
 import os
 import signal
 
-from . import init, linux
+from . import init, linux, lsm
 from . import spec as specs
 from .channel import Channel
 from .container import (CreateOptions, NotRunning, cgroup_of, create, delete,
@@ -126,6 +126,7 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
     if status != "running":
         raise NotRunning(f"cannot exec in a {status} container" if status != "stopped"
                          else "container not running")
+    lsm.check_process(proc)
     if proc.capabilities is None:
         # as runc: a process.json without capabilities gets the container's own
         # (and a container that has none gives none)

@@ -17,7 +17,7 @@ import os
 
 from mocker_common.errors import MockerError
 
-from . import linux, process, rootfs
+from . import linux, lsm, process, rootfs
 from .cgroups.base import join_self
 from .channel import Channel
 from .spec import Process, Spec
@@ -164,6 +164,7 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, cid:
     else:
         linux.new_session()         # as under runc: the container's init leads its session
     process.set_limits(spec.process)
+    lsm.apply_on_exec(spec.process)   # as runc: while root, for the execve to come
     program = process.lookup(spec.process)
     seccomp_filter = process.load_seccomp_if_privileged(spec.process, seccomp_filter)
     process.become_user(spec.process)
@@ -261,6 +262,7 @@ def exec_process(chan: Channel, proc: Process, seccomp_filter, cid: str | None,
         os.close(master)
         _attach_terminal(slave)
     process.set_limits(proc)
+    lsm.apply_on_exec(proc)
     program = process.lookup(proc)
     seccomp_filter = process.load_seccomp_if_privileged(proc, seccomp_filter)
     process.become_user(proc)

@@ -288,3 +288,51 @@ def test_cwd_through_a_runtime_fd_is_refused(runc, runc_tool, new_bundle, unique
             assert len(set(seen["same"])) == 1 or not seen["cwd"][0].startswith(
                 ("/sys", "/tmp", "/run", "/work")), (name, seen)
         assert tool.containers() == [], name
+
+
+# --- security modules the host does not run ------------------------------------------
+
+LSM_CASES = [
+    ("apparmor", lambda c: c["process"].update(apparmorProfile="docker-default")),
+    ("selinux", lambda c: c["process"].update(selinuxLabel="system_u:system_r:container_t:s0")),
+    ("selinux", lambda c: c["linux"].update(mountLabel="system_u:object_r:container_file_t:s0")),
+]
+
+
+@pytest.mark.parametrize("module, edit", LSM_CASES, ids=["apparmorProfile", "selinuxLabel",
+                                                          "mountLabel"])
+def test_a_label_the_host_cannot_apply_is_refused(runc, runc_tool, new_bundle, unique,
+                                                  module, edit):
+    """Never run a program with less confinement than its config asks for. runc
+    refuses these too, in its own words: selinuxLabel up front ("selinux is
+    disabled"), apparmorProfile when its init writes /proc/self/attr/exec
+    ("invalid argument"), mountLabel when the kernel refuses a mount's context=."""
+    from mocker_runc import lsm
+    if lsm.enabled(module):
+        pytest.skip(f"{module} is enabled on this host")
+    bundle = new_bundle(["true"], edit=edit)
+    for name, tool in both(runc, runc_tool):
+        line = one_line_refusal(tool("run", "--bundle", str(bundle), unique))
+        if name == "mocker-runc":
+            assert "not enabled on this host" in line, line
+        assert tool.containers() == [], name
+
+
+def test_an_apparmor_profile_is_applied_where_apparmor_runs(runc, runc_tool, new_bundle, unique):
+    """Where AppArmor is enabled (the cgroup v2 guest's Debian kernel; no profile
+    loaded there): "unconfined" is entered by both; a profile the kernel has
+    not loaded fails both, before the program runs."""
+    from mocker_runc import lsm
+    if not lsm.enabled("apparmor"):
+        pytest.skip("AppArmor is not enabled on this host")
+    for profile in ("unconfined", f"mocker-missing-{unique}"):
+        bundle = new_bundle(["cat", "/proc/self/attr/current"],
+                            edit=lambda c: c["process"].update(apparmorProfile=profile))
+        for name, tool in both(runc, runc_tool):
+            done = tool("run", "--bundle", str(bundle), unique)
+            if profile == "unconfined":
+                assert done.returncode == 0 and done.stdout.strip() == "unconfined", \
+                    (name, done.stderr)
+            else:
+                one_line_refusal(done, "apparmor", "/proc/self/attr/apparmor/exec")
+            assert tool.containers() == [], name
