@@ -160,6 +160,8 @@ def _left_behind(netns: str) -> list[str]:
     net_dir = Path(os.environ["MOCKER_ROOT"], "net")
     found += [str(p) for p in net_dir.glob("containers/*.json")]
     found += [str(p) for p in net_dir.rglob("*") if "inject" in p.name]
+    rules = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    found += ["nft:" + line for line in rules.splitlines() if "inject" in line]
     return found
 
 
