@@ -89,7 +89,7 @@ def parse_ifname(name: str) -> str:
     """A bridge name: the kernel's rule, and only the characters an nftables
     table name (mocker_<bridge>) and our file names can hold."""
     names.interface_name(name, "bridge name")
-    if not _IFNAME_RE.match(name):
+    if not _IFNAME_RE.fullmatch(name):
         raise names.InvalidName(f"invalid bridge name {name!r}: 1-{IFNAMSIZ} letters, digits, "
                                 f"'_', '-', '.'")
     return name

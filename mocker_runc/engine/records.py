@@ -131,7 +131,7 @@ def create(image: str, name: str = "", container_id: str = "", **fields) -> Reco
     id (mocker-bundle's choice for the bundle), or a fresh one."""
     if name:
         names.container_name(name)   # Docker's rule for names
-    if container_id and not ID_RE.match(container_id):
+    if container_id and not ID_RE.fullmatch(container_id):
         raise MockerError(f"invalid container id {container_id!r}: expected 64 hex digits")
     engine_dir().mkdir(parents=True, exist_ok=True)
     with locked(engine_dir() / ".lock"):  # two runs cannot take the same name
