@@ -272,6 +272,8 @@ def main(argv=None) -> int:
             raise MockerError("--systemd-cgroup is not supported: mocker-runc manages "
                               "cgroupfs directly (drop the flag)", ExitCode.USAGE)
         store = Store(args.root or _default_root())
+        if args.verb not in ("spec", "features"):   # the two that use no state
+            store.check_owner()
         log.debug(f"{args.verb} {getattr(args, 'id', '')}")
         return int(VERBS[args.verb](store, args) or 0)
     except MockerError as err:
@@ -403,7 +405,8 @@ def _process_from_flags(store, args) -> specs.Process:
         proc.additional_gids = args.additional_gids
     if args.no_new_privs:
         proc.no_new_privileges = True
-    if args.cap and proc.capabilities is not None:
+    if args.cap:
+        proc.capabilities = proc.capabilities or specs.Capabilities()
         extra = specs.cap_mask(args.cap)
         for field in ("bounding", "effective", "permitted", "ambient"):
             setattr(proc.capabilities, field, getattr(proc.capabilities, field) | extra)
