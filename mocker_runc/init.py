@@ -106,6 +106,7 @@ def middle(chan: Channel, tasks_files: list[str], joins: list[tuple[str, int]], 
         chan.send("userns")        # the runtime writes uid_map and gid_map
         chan.expect("mapped")
         linux.set_user(0, 0, [])   # root of the new namespace, all its capabilities
+        linux.set_dumpable(False)  # the change of user reset it
     if unshare_flags:
         try:
             linux.unshare(unshare_flags)

@@ -90,6 +90,7 @@ def become_user(process: Process) -> None:
             linux.drop_bounding(caps.bounding)
         linux.keep_caps(True)
         linux.set_user(process.uid, process.gid, process.additional_gids)
+        linux.set_dumpable(False)   # a change of user resets it to fs.suid_dumpable
         linux.keep_caps(False)
         if caps is not None:
             linux.capset(caps.effective, caps.permitted, caps.inheritable)
@@ -153,7 +154,6 @@ def execute(program: str, process: Process, exe_fd: int, report_fd: int) -> None
         signal.signal(sig, signal.SIG_DFL)
     env = dict(e.partition("=")[::2] for e in process.env)
     env.setdefault("HOME", home_of(process.uid))
-    linux.set_dumpable(False)   # again: a change of user may have reset it
     os.set_inheritable(report_fd, True)   # the trampoline closes it at its own execve
     try:
         linux.exec_fd(exe_fd, trampoline.argv(report_fd, program, process.args), env)
