@@ -179,7 +179,8 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, exe_
     os.read(fifo_fd, 1)
     try:
         state["status"] = "running"
-        _run_hooks("startContainer", spec, state)
+        # files of the container, started through the trampoline like the program
+        _run_hooks("startContainer", spec, state, exe_fd)
         process.lock_privileges(spec.process, seccomp_filter)
         # the trampoline reports a failed execve on the fifo itself
         process.execute(program, spec.process, exe_fd, report_fd=fifo_fd)
@@ -206,10 +207,10 @@ def preload(proc: Process, container_hooks: bool) -> None:
         from . import hooks  # noqa: F401
 
 
-def _run_hooks(point: str, spec: Spec, state: dict) -> None:
+def _run_hooks(point: str, spec: Spec, state: dict, exe_fd: int | None = None) -> None:
     if spec.hooks[point]:
         from . import hooks
-        hooks.run_hooks(point, spec.hooks[point], state)
+        hooks.run_hooks(point, spec.hooks[point], state, exe_fd)
 
 
 def _make_console(chan: Channel, spec: Spec) -> str:

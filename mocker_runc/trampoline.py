@@ -191,8 +191,14 @@ def argv(report_fd: int, program: str, args: list[str]) -> list[str]:
     return [str(report_fd), MARK.decode() + f'exec: "{program}": ', program, *args]
 
 
+def failure_errno(data: bytes) -> int | None:
+    """The errno of the failed execve, if data is what the trampoline wrote."""
+    return data[-1] if data.startswith(MARK) and len(data) >= 2 else None
+
+
 def failure_message(data: bytes) -> str | None:
     """The one-line error in what the trampoline wrote, or None if it was not the trampoline."""
-    if not data.startswith(MARK) or len(data) < 2:
+    errno = failure_errno(data)
+    if errno is None:
         return None
-    return data[1:-1].decode(errors="replace") + os.strerror(data[-1])
+    return data[1:-1].decode(errors="replace") + os.strerror(errno)

@@ -16,6 +16,7 @@ or mounted:
 The same tests run against runc (marked interop and slow).
 """
 
+import json
 import os
 import shutil
 import time
@@ -26,7 +27,7 @@ import pytest
 from tests.conftest import need_root
 from tests.fixtures.attacks import build, digest, throwaway_mocker_runc, throwaway_runc
 from tests.fixtures.bundles import (Runtime, busybox_template, default_config,  # noqa: F401
-                                    leftover_mounts, make_bundle)
+                                    leftover_mounts, make_bundle, write_config)
 
 ROOT, USER = "root", "user"
 STARTS = 20   # containers started while the racer swaps
@@ -54,11 +55,11 @@ RUNTIMES = [pytest.param("mocker", id="mocker-runc"),
 
 @pytest.fixture(params=RUNTIMES)
 def attacked(request, tmp_path):
-    """(the throwaway runtime, a Runtime calling it with a private --root)."""
+    """("mocker" or "runc", the throwaway runtime, a Runtime calling it with a private --root)."""
     copy = request.getfixturevalue("mocker_copy" if request.param == "mocker" else "runc_copy")
     copy.digest = digest(copy.target)   # as this test finds it
     tool = Runtime(str(copy.command), tmp_path / "state")
-    yield copy, tool
+    yield request.param, copy, tool
     tool.cleanup()
     assert not tool.containers(), "state left behind"
     assert not leftover_mounts(tmp_path), "mounts left behind"
@@ -105,14 +106,22 @@ def _evil_rootfs(tmp_path: Path, template: Path, copy) -> Path:
 
 
 @pytest.mark.parametrize("user", [ROOT, USER])
-@pytest.mark.parametrize("verb", ["run", "create-start", "exec"])
+@pytest.mark.parametrize("verb", ["run", "create-start", "exec", "startContainer-hook"])
 def test_image_cannot_overwrite_the_runtime_binary(attacked, tmp_path, busybox_template, unique,
                                                    verb, user):
-    copy, tool = attacked
+    runtime, copy, tool = attacked
     rootfs = _evil_rootfs(tmp_path, busybox_template, copy)
-    args = ["sleep", "60"] if verb == "exec" else ["/bin/evil"]
+    args = ["/bin/evil"] if verb in ("run", "create-start") else ["sleep", "60"]
     bundle = _bundle(tmp_path / "bundle", rootfs, args, user)
-    if verb == "run":
+    if verb == "startContainer-hook":   # run by the runtime, inside, after pivot_root
+        config = json.loads((bundle / "config.json").read_text())
+        config["hooks"] = {"startContainer": [{"path": "/bin/evil"}]}
+        write_config(bundle, config)
+        tool.detached("create", "--bundle", str(bundle), unique)
+        # The hook may fail: what matters is what it reached. start returns once
+        # the hooks are done (the attack's second stage gives up after 10 s).
+        tool("start", unique, timeout=60)
+    elif verb == "run":
         tool("run", "--bundle", str(bundle), unique, timeout=60)
     elif verb == "create-start":
         tool.detached("create", "--bundle", str(bundle), unique)
@@ -125,16 +134,22 @@ def test_image_cannot_overwrite_the_runtime_binary(attacked, tmp_path, busybox_t
         tool.detached("exec", "-d", "--pid-file", str(pid_file), *as_user, unique, "/bin/evil")
         _wait_gone(int(pid_file.read_text()))
     report = (bundle / "rootfs/result").read_text()
-    assert copy.untouched(), f"the image wrote the runtime's binary: {report}"
-    assert "TARGET" not in report, f"the image's code held the runtime's binary: {report}"
+    assert copy.untouched() and "WROTE" not in report, \
+        f"the image wrote the runtime's binary: {report}"
+    if runtime == "mocker":
+        # Stronger: the image's code never even ran with the binary. (runc 1.1.5
+        # execs from a read-only bind mount of its binary: the image can open it,
+        # and reopening it for writing fails with EROFS.)
+        assert "TARGET" not in report, f"the image's code held the runtime's binary: {report}"
 
 
 # --- CVE-2019-5736 through exec: /proc/<pid>/exe of the exec process -------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("user", [ROOT, USER])
 def test_exec_process_cannot_be_reached_from_inside(attacked, tmp_path, busybox_template, unique,
                                                     user):
-    copy, tool = attacked
+    _, copy, tool = attacked
     rootfs = tmp_path / "watch-rootfs"
     shutil.copytree(busybox_template, rootfs, symlinks=True)
     build("exe_watcher", rootfs / "watcher", copy)
@@ -159,9 +174,15 @@ def _bind(source, destination, *options) -> dict:
             "options": ["rbind", *options]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("user", [ROOT, USER])
-def test_mount_destination_race_stays_in_rootfs(attacked, tmp_path, busybox_template, unique, user):
-    copy, tool = attacked
+def test_mount_destination_race_stays_in_rootfs(attacked, tmp_path, busybox_template, unique, user,
+                                                request):
+    runtime, copy, tool = attacked
+    if runtime == "runc":
+        # Seen here: runc 1.1.5 made a directory in the host's canary (it creates
+        # missing destinations by path: CVE-2024-45310, fixed in runc 1.1.14).
+        request.applymarker(pytest.mark.xfail(reason="runc 1.1.5: CVE-2024-45310", strict=False))
     volume, canary = tmp_path / "volume", tmp_path / "host-canary"
     canary.mkdir()
     volume.mkdir()
