@@ -97,7 +97,7 @@ def mount_one(root: int, m: Mount, in_userns: bool, in_cgroupns: bool = False) -
             if extra or m.propagation:
                 top = _mounted(root, m.destination, target)
             if extra:
-                # A bind mount ignores flags: they take effect on a remount (mount(8) does this too).
+                # A bind mount ignores flags: they take effect on a remount (as in mount(8)).
                 if in_userns:
                     extra |= _locked_flags(top)
                 linux.mount(None, linux.fd_path(top), None,
@@ -146,7 +146,8 @@ def _mount_cgroups(root: int, target: int, m: Mount, own_namespace: bool) -> Non
             inside = inroot.resolve(tmpfs, name, "dir")
             try:
                 if own_namespace:
-                    data = controllers if not controllers.startswith("name=") else "none," + controllers
+                    data = (controllers if not controllers.startswith("name=")
+                            else "none," + controllers)
                     linux.mount("cgroup", linux.fd_path(inside), "cgroup", m.flags, data)
                 else:
                     linux.mount(host, linux.fd_path(inside), None, linux.MS_BIND | linux.MS_REC)
