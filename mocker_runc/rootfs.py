@@ -7,6 +7,9 @@ order (runtime-spec config.md#mounts, config-linux.md):
               /dev's devices and links, /dev/console
   enter()     pivot_root into the rootfs (chroot with --no-pivot)
   finish()    sysctl, readonlyPaths, maskedPaths, read-only root
+
+No path inside the rootfs is looked up twice: each is an O_PATH fd from
+inroot.resolve(), and mounts go onto its /proc/self/fd link (CVE-2021-30465).
 """
 
 import errno
