@@ -218,3 +218,23 @@ def test_mount_destination_race_stays_in_rootfs(attacked, tmp_path, busybox_temp
     assert not leftover_mounts(canary)
     assert copy.untouched()
     assert outcomes.count(0) >= 1, "no container started at all"
+
+
+# --- the /dev/null that masks paths ---------------------------------------------------
+
+def test_fake_dev_null_is_refused_for_masking(tmp_path, busybox_template, unique):
+    """Without a /dev tmpfs of ours, /dev/null is the image's: a regular file (or
+    any other device) there must not be bound over the masked paths."""
+    tool = Runtime("mocker-runc", tmp_path / "state")
+    config = default_config()
+    config["mounts"] = [m for m in config["mounts"] if not m["destination"].startswith("/dev")]
+    bundle = make_bundle(tmp_path / "bundle", ["true"], config, rootfs=busybox_template)
+    (bundle / "rootfs/dev/null").write_text("not a device\n")
+    try:
+        done = tool("run", "--bundle", str(bundle), unique)
+        assert done.returncode != 0
+        assert done.stderr.strip().splitlines() == [
+            "mocker-runc: mask paths: /dev/null in the container is not the null device (1:3)"]
+    finally:
+        tool.cleanup()
+    assert not tool.containers() and not leftover_mounts(tmp_path)
