@@ -19,6 +19,7 @@ The same tests run against runc (marked interop and slow).
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from tests.fixtures.bundles import (Runtime, busybox_template, default_config,  
 
 ROOT, USER = "root", "user"
 STARTS = 20   # containers started while the racer swaps
+SLOW = 180    # seconds a runtime command may take: the TCG guest and a loaded CI host are slow
 UID = 1000
 
 
@@ -61,7 +63,7 @@ def attacked(request, tmp_path):
     tool = Runtime(str(copy.command), tmp_path / "state")
     yield request.param, copy, tool
     for cid in tool.containers():   # generously: a loaded host or a TCG guest is slow
-        tool("delete", "--force", cid, timeout=180)
+        tool("delete", "--force", cid, timeout=SLOW)
     assert not tool.containers(), "state left behind"
     assert not leftover_mounts(tmp_path), "mounts left behind"
 
@@ -77,6 +79,12 @@ def _bundle(path: Path, template: Path, args, user: str, mounts=()) -> Path:
     result.touch()
     result.chmod(0o666)   # the attack's report, whoever it runs as
     return bundle
+
+
+def _detached(tool: Runtime, *args) -> None:
+    """As Runtime.detached (the container keeps no pipe of ours), with SLOW's patience."""
+    tool(*args, check=True, capture_output=False, stdout=subprocess.DEVNULL,
+         stderr=subprocess.DEVNULL, timeout=SLOW)
 
 
 def _wait_stopped(tool: Runtime, cid: str, timeout: float = 20) -> None:
@@ -118,21 +126,21 @@ def test_image_cannot_overwrite_the_runtime_binary(attacked, tmp_path, busybox_t
         config = json.loads((bundle / "config.json").read_text())
         config["hooks"] = {"startContainer": [{"path": "/bin/evil"}]}
         write_config(bundle, config)
-        tool.detached("create", "--bundle", str(bundle), unique)
+        _detached(tool, "create", "--bundle", str(bundle), unique)
         # The hook may fail: what matters is what it reached. start returns once
         # the hooks are done (the attack's second stage gives up after 10 s).
-        tool("start", unique, timeout=60)
+        tool("start", unique, timeout=SLOW)
     elif verb == "run":
-        tool("run", "--bundle", str(bundle), unique, timeout=60)
+        tool("run", "--bundle", str(bundle), unique, timeout=SLOW)
     elif verb == "create-start":
-        tool.detached("create", "--bundle", str(bundle), unique)
-        tool("start", unique, check=True)
+        _detached(tool, "create", "--bundle", str(bundle), unique)
+        tool("start", unique, check=True, timeout=SLOW)
         _wait_stopped(tool, unique)   # the attack's second stage has given up or won
     else:
-        tool.detached("run", "-d", "--bundle", str(bundle), unique)
+        _detached(tool, "run", "-d", "--bundle", str(bundle), unique)
         pid_file = tmp_path / "exec.pid"
         as_user = ["--user", f"{UID}:{UID}"] if user == USER else []
-        tool.detached("exec", "-d", "--pid-file", str(pid_file), *as_user, unique, "/bin/evil")
+        _detached(tool, "exec", "-d", "--pid-file", str(pid_file), *as_user, unique, "/bin/evil")
         _wait_gone(int(pid_file.read_text()))
     report = (bundle / "rootfs/result").read_text()
     assert copy.untouched() and "WROTE" not in report, \
@@ -155,11 +163,11 @@ def test_exec_process_cannot_be_reached_from_inside(attacked, tmp_path, busybox_
     shutil.copytree(busybox_template, rootfs, symlinks=True)
     build("exe_watcher", rootfs / "watcher", copy)
     bundle = _bundle(tmp_path / "bundle", rootfs, ["/watcher"], user)
-    tool.detached("create", "--bundle", str(bundle), unique)
-    tool("start", unique, check=True)
+    _detached(tool, "create", "--bundle", str(bundle), unique)
+    tool("start", unique, check=True, timeout=SLOW)
     as_user = ["--user", f"{UID}:{UID}"] if user == USER else []
     for _ in range(10):
-        done = tool("exec", *as_user, unique, "true")
+        done = tool("exec", *as_user, unique, "true", timeout=SLOW)
         assert done.returncode == 0, done.stderr
     (bundle / "rootfs/stop").touch()
     _wait_stopped(tool, unique)
@@ -198,7 +206,7 @@ def test_mount_destination_race_stays_in_rootfs(attacked, tmp_path, busybox_temp
     build("rename_racer", racer_rootfs / "racer")
     racer = _bundle(tmp_path / "racer", racer_rootfs, ["/racer"], user,
                     [_bind(volume, "/vol", "rw")])
-    tool.detached("run", "-d", "--bundle", str(racer), unique + "r")
+    _detached(tool, "run", "-d", "--bundle", str(racer), unique + "r")
 
     # Many destinations below the swapped directory: many windows per start.
     victim = _bundle(tmp_path / "victim", busybox_template, ["true"], ROOT, [
@@ -209,7 +217,7 @@ def test_mount_destination_race_stays_in_rootfs(attacked, tmp_path, busybox_temp
     ])
     outcomes = []
     for i in range(STARTS):
-        done = tool("run", "--bundle", str(victim), f"{unique}v{i}")
+        done = tool("run", "--bundle", str(victim), f"{unique}v{i}", timeout=SLOW)
         # a start that saw the swap may fail, but with one line
         assert done.returncode == 0 or len(done.stderr.strip().splitlines()) == 1, done.stderr
         outcomes.append(done.returncode)
@@ -232,7 +240,7 @@ def test_fake_dev_null_is_refused_for_masking(tmp_path, busybox_template, unique
     bundle = make_bundle(tmp_path / "bundle", ["true"], config, rootfs=busybox_template)
     (bundle / "rootfs/dev/null").write_text("not a device\n")
     try:
-        done = tool("run", "--bundle", str(bundle), unique)
+        done = tool("run", "--bundle", str(bundle), unique, timeout=SLOW)
         assert done.returncode != 0
         assert done.stderr.strip().splitlines() == [
             "mocker-runc: mask paths: /dev/null in the container is not the null device (1:3)"]
