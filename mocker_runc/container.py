@@ -14,7 +14,7 @@ import time
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 
-from . import cgroups, hostmounts, init, linux, lsm, sysctls
+from . import cgroups, hostmounts, init, linux, lsm, sysctls, trampoline
 from . import spec as specs
 from .channel import Channel, InitError
 from .record import Record
@@ -112,14 +112,17 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     flags = sum(ns.flag for ns in spec.namespaces if not ns.path and ns.type != "user")
     init.preload(spec.process, bool(spec.hooks["createContainer"] or spec.hooks["startContainer"]))
     seccomp_filter = build_seccomp_filter(spec.seccomp, store)
+    exe_fd = trampoline.sealed_fd()   # the init's last execve goes through it (CVE-2019-5736)
     middle = fork_in(cgroup)
     if middle == 0:
         ours.close()
         init.guarded(theirs, init.middle, theirs, cgroup.self_join_files(), joins,
                      spec.new_namespace("user"), flags,
-                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, st.id, opts)
+                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, exe_fd,
+                     st.id, opts)
     theirs.close()
     os.close(fifo_fd)
+    os.close(exe_fd)
     undo.middle = middle
     launched = Launched(0)
     try:
@@ -331,7 +334,7 @@ def _release_init(fifo: str, timeout_ms: int = 30_000) -> None:
     if failure == _START:
         raise NotRunning("the container's init died before it could start the program")
     if failure:
-        raise InitError(failure.decode(errors="replace"))
+        raise InitError(trampoline.failure_message(failure) or failure.decode(errors="replace"))
 
 
 def parse_signal(text: str) -> int:
