@@ -57,22 +57,6 @@ CONTROLLER_CLASSES = {
     "freezer": FreezerController,
 }
 
-# The devices every container may use whatever its config says, as runc
-# allows them (libcontainer/specconv AllowedDevices): mknod of any device
-# (using one still needs a rule), the null-like devices, ttys and ptys, tun.
-DEFAULT_DEVICE_RULES = [
-    {"type": "c", "access": "m"},
-    {"type": "b", "access": "m"},
-    {"type": "c", "major": 1, "minor": 3, "access": "rwm"},    # /dev/null
-    {"type": "c", "major": 1, "minor": 5, "access": "rwm"},    # /dev/zero
-    {"type": "c", "major": 1, "minor": 7, "access": "rwm"},    # /dev/full
-    {"type": "c", "major": 1, "minor": 8, "access": "rwm"},    # /dev/random
-    {"type": "c", "major": 1, "minor": 9, "access": "rwm"},    # /dev/urandom
-    {"type": "c", "major": 5, "minor": 0, "access": "rwm"},    # /dev/tty
-    {"type": "c", "major": 5, "minor": 2, "access": "rwm"},    # /dev/ptmx
-    {"type": "c", "major": 136, "access": "rwm"},              # /dev/pts/*
-    {"type": "c", "major": 10, "minor": 200, "access": "rwm"},  # /dev/net/tun
-]
 
 _FREEZE_TIMEOUT = 5.0
 
@@ -232,7 +216,7 @@ class V1Cgroup(Cgroup):
                   "access": "rwm"} for d in devices if d.get("type") in kinds]
         for rule in rules:
             self._set(ctl, "allow" if rule.get("allow") else "deny", _device_access(rule), "device rule")
-        for rule in DEFAULT_DEVICE_RULES + extra:
+        for rule in res.DEFAULT_DEVICE_RULES + extra:
             self._set(ctl, "allow", _device_access(rule), "device rule")
 
     # -- pause / resume, statistics ------------------------------------------
