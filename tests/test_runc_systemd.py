@@ -131,15 +131,28 @@ def test_a_container_is_a_delegated_scope_with_its_limits_and_leaves_nothing(run
     assert runtime.containers() == []
 
 
-def test_a_failed_start_leaves_no_unit(runtime, tmp_path, busybox_template):
+def test_a_failed_create_leaves_no_unit(runtime, tmp_path, busybox_template):
     tag = "mk" + os.urandom(3).hex()
     unit, cid = f"mocker-{tag}.scope", f"{tag}f"
     bundle = _bundle(tmp_path, busybox_template, f"system.slice:mocker:{tag}", {}, args=("/nonexistent",))
-    create(runtime, tmp_path, "-b", str(bundle), cid)
-    runtime("--systemd-cgroup", "start", cid, timeout=60)
-    runtime("--systemd-cgroup", "delete", "--force", cid, timeout=120)
+    proc = runtime("--systemd-cgroup", "create", "-b", str(bundle), cid, capture_output=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    assert proc.returncode != 0 and "/nonexistent" in proc.stderr   # the scope had started
     assert unit not in scopes()
     assert runtime.containers() == []
+
+
+def test_without_the_flag_the_cgroupfs_driver_still_works_on_a_systemd_host(runtime, tmp_path,
+                                                                           busybox_template):
+    # what `mocker run` does (bin/mocker passes no --systemd-cgroup): a cgroup of our own
+    cid = "mk" + os.urandom(3).hex()
+    bundle = _bundle(tmp_path, busybox_template, f"/mocker-test/{cid}", {"pids": {"limit": 10}},
+                     args=("true",))
+    proc = runtime("run", "-b", str(bundle), cid, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert not (CGROUP / "mocker-test" / cid).exists()
+    if (CGROUP / "mocker-test").exists():     # the parent: runc leaves it, as its parent
+        (CGROUP / "mocker-test").rmdir()
 
 
 def test_a_bad_cgroups_path_is_refused_in_one_line_and_makes_nothing(runtime, tmp_path, busybox_template):
