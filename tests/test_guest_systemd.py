@@ -23,6 +23,7 @@ SYSTEMD_SELECTION = [
 
 @pytest.mark.slow
 @pytest.mark.interop
+@pytest.mark.timeout(1800)   # ~6 min on an idle 2-core machine, ~14 under load (TCG)
 def test_systemd_cases_pass_in_a_systemd_booted_guest(guest):
     result = guest(["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "",
                     *SYSTEMD_SELECTION],
