@@ -147,3 +147,14 @@ def test_without_systemd_create_fails_in_one_line_and_leaves_nothing(runc_tool, 
     runc = subprocess.run(["runc", "--systemd-cgroup", "--root", str(runc_tool.root) + "-runc", "create",
                            "-b", str(bundle), unique], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert runc.returncode != 0 and "systemd" in runc.stderr
+
+
+def test_no_system_bus_is_one_line_naming_it(tmp_path, monkeypatch):
+    from mocker_common.errors import ExitCode
+    from mocker_runc.cgroups import systemd_dbus
+    monkeypatch.setattr(systemd_dbus, "SYSTEMD_RUNNING", str(tmp_path))     # "booted with systemd"
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
+    with pytest.raises(MockerError) as err:
+        systemd_dbus.Systemd()
+    assert err.value.code == ExitCode.UNREACHABLE and "\n" not in str(err.value)
+    assert "D-Bus system bus" in str(err.value) and "no-bus" in str(err.value)
