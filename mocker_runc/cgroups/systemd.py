@@ -205,6 +205,9 @@ class SystemdCgroup(Cgroup):
     def pids(self) -> list[int]:
         return self.files.pids()
 
+    def kill_all(self, sig: int) -> None:
+        self.files.kill_all(sig)   # v2: cgroup.kill, as with cgroupfs
+
     def freeze(self) -> None:
         self.files.freeze()
 
