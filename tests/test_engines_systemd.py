@@ -81,7 +81,8 @@ def containerd(request, busybox_rootfs):
 
 def test_containerd_shim_with_systemd_cgroup_uses_a_cri_style_path(containerd, unique):
     # what the CRI plugin gives the shim for a BestEffort pod's container
-    pod = f"kubepods-besteffort-pod{unique}.slice"
+    # (under a top slice of this run's own, stopped at the end: never a node's kubepods.slice)
+    top, pod = f"kubepods{unique}.slice", f"kubepods{unique}-besteffort-pod{unique}.slice"
     unit = f"cri-containerd-{unique}.scope"
     containerd(*containerd.run_args("-d", "--runc-systemd-cgroup", "--cgroup", f"{pod}:cri-containerd:{unique}",
                                     "--memory-limit", str(64 * MiB), IMAGE, unique, "sleep", "1000"),
@@ -89,7 +90,7 @@ def test_containerd_shim_with_systemd_cgroup_uses_a_cri_style_path(containerd, u
     try:
         props = unit_properties(unit)
         assert props["ActiveState"] == "active" and props["MemoryMax"] == str(64 * MiB)
-        assert props["ControlGroup"] == f"/kubepods.slice/kubepods-besteffort.slice/{pod}/{unit}"
+        assert props["ControlGroup"] == f"/kubepods{unique}.slice/kubepods{unique}-besteffort.slice/{pod}/{unit}"
         assert all("--systemd-cgroup" in argv.split() for argv in recorded_argv(containerd.runtime)
                    if " create " in f" {argv} ")
         out = containerd(*containerd.exec_args("--exec-id", "e1", unique, "cat", "/proc/self/cgroup"),
@@ -103,4 +104,4 @@ def test_containerd_shim_with_systemd_cgroup_uses_a_cri_style_path(containerd, u
     finally:
         containerd("task", "delete", "--force", unique, check=False, timeout=120)
         containerd("container", "delete", unique, check=False)
-        subprocess.run(["systemctl", "stop", "kubepods.slice"], capture_output=True)
+        subprocess.run(["systemctl", "stop", top], capture_output=True)

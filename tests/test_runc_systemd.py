@@ -73,7 +73,17 @@ def _bundle(tmp_path, template, cgroups_path, resources, args=("sleep", "1000"))
 def test_a_container_is_a_delegated_scope_with_its_limits_and_leaves_nothing(runtime, tmp_path,
                                                                                busybox_template):
     tag = "mk" + os.urandom(3).hex()
-    pod = f"kubepods-besteffort-pod{tag}.slice"          # a slice that does not exist yet
+    # a pod slice that does not exist yet, under a top slice of this run's own
+    # (kubepodsTAG.slice: stopped at the end, and never a real node's kubepods.slice)
+    top, pod = f"kubepods{tag}.slice", f"kubepods{tag}-besteffort-pod{tag}.slice"
+    try:
+        _scope_lifecycle(runtime, tmp_path, busybox_template, tag, pod)
+    finally:
+        subprocess.run(["systemctl", "stop", top], capture_output=True)
+    assert not (CGROUP / top).exists()
+
+
+def _scope_lifecycle(runtime, tmp_path, busybox_template, tag, pod):
     unit, cid = f"cri-{tag}-c1.scope", f"{tag}c1"
     resources = {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20},
                  "cpu": {"shares": 512, "quota": 12345, "period": 100000}}
@@ -83,7 +93,7 @@ def test_a_container_is_a_delegated_scope_with_its_limits_and_leaves_nothing(run
     create(runtime, tmp_path, "-b", str(bundle), cid)
     props = unit_properties(unit)
     directory = CGROUP / props["ControlGroup"].lstrip("/")
-    assert props["ControlGroup"] == (f"/kubepods.slice/kubepods-besteffort.slice/{pod}/{unit}")
+    assert props["ControlGroup"] == f"/kubepods{tag}.slice/kubepods{tag}-besteffort.slice/{pod}/{unit}"
     assert props["ActiveState"] == "active" and props["Delegate"] == "yes"
     assert props["MemoryMax"] == str(64 * MiB) and props["TasksMax"] == "20"
     # cpu.shares 512 -> cpu.weight: runc 1.1 (Debian 12) still maps it on a line
