@@ -39,6 +39,10 @@ TIMEOUT = (10, 60)              # connect, read (seconds)
 MANIFEST_ACCEPT = ", ".join((*MANIFESTS, *INDEXES, *SCHEMA1))
 
 
+class NoConnection(Unreachable):
+    """Not one answer from the registry's host: no route, no name, refused."""
+
+
 class Cancelled(Exception):
     """Raised inside a download when another part of the pull asked to stop."""
 
@@ -110,7 +114,7 @@ class Registry:
                 last = "the proxy refused us: HTTP 407 Proxy Authentication Required"
                 continue
             last = f"HTTP {response.status_code} from {base}/v2/ (not a registry API?)"
-        raise Unreachable(f"cannot reach registry {self.host}: {last}")
+        raise NoConnection(f"cannot reach registry {self.host}: {last}")
 
     def check_login(self) -> None:
         """GET /v2/ with the credentials, answering its challenge as a pull would:
@@ -258,7 +262,7 @@ class Registry:
             reason, kind = describe(err)
             if kind:
                 raise certificate_error(urlsplit(url).netloc, reason, kind) from None
-            raise Unreachable(f"cannot reach registry {self.host}: {reason}") from None
+            raise NoConnection(f"cannot reach registry {self.host}: {reason}") from None
 
     def _send(self, method, url, headers):
         """One request, following redirects ourselves so that Authorization

@@ -10,7 +10,7 @@ import os
 import sys
 
 from mocker_common import __version__
-from mocker_common.cli import english_argparse
+from mocker_common.cli import english_argparse, parse
 from mocker_common.errors import ExitCode, MockerError
 
 from . import container, foreground
@@ -113,6 +113,26 @@ def _exec_args(p):
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
+def _events_args(p):
+    p.add_argument("--stats", action="store_true", help="print the usage figures once, then exit")
+    p.add_argument("--interval", type=duration, default=5.0, metavar="DURATION",
+                   help="time between two stats events (runc's 5s, 500ms, 1m)")
+    p.add_argument("id")
+
+
+def duration(text: str) -> float:
+    """A Go-style duration as runc takes it: 5s, 500ms, 1m, 1.5s."""
+    for unit, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(unit):
+            try:
+                seconds = float(text[:-len(unit)]) * scale
+            except ValueError:
+                break
+            if seconds > 0:
+                return seconds
+    raise argparse.ArgumentTypeError(f"{text!r} is not a duration (like 5s or 500ms)")
+
+
 def _spec_args(p):
     p.add_argument("-b", "--bundle", default=".")
     p.add_argument("--rootless", action="store_true", help=argparse.SUPPRESS)
@@ -163,6 +183,12 @@ def _update_args(p):
         p.add_argument(flag, help="Intel RDT: not supported")
 
 
+def _devices_args(p):
+    p.add_argument("id", metavar="CONTAINER_ID", nargs="?",
+                   help="show the program the kernel holds for this container's cgroup")
+    p.add_argument("-b", "--bundle", default=".", help="else: the bundle's config.json (default: .)")
+
+
 def key_attr(section: str, key: str) -> str:
     return f"{section}_{key}"
 
@@ -183,6 +209,8 @@ VERB_ARGS = {
     "update": ("change the cgroup limits of a running container", _update_args),
     "pause": ("freeze every process of the container", _id),
     "resume": ("thaw a paused container", _id),
+    "events": ("print the container's cgroup usage as JSON (--stats: once)", _events_args),
+    "devices": ("print the device rules and their cgroup v2 eBPF program", _devices_args),
 }
 
 # global flags that take a value (`--root DIR`): the word after them is not the verb
@@ -218,7 +246,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--debug", action="store_true", help="log each step")
     parser.add_argument("--systemd-cgroup", action="store_true",
-                        help="not supported: cgroups are managed directly")
+                        help="have systemd make the cgroup: cgroupsPath is slice:prefix:name")
     parser.add_argument("--rootless", default="auto", help="accepted for compatibility")
     parser.add_argument("--criu", help=argparse.SUPPRESS)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
@@ -234,13 +262,15 @@ def main(argv=None) -> int:
     # skips it in its passes and in the interpreter's teardown (~4 ms a run).
     gc.freeze()
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(chosen_verb(argv)).parse_args(argv)
+    if "_ARGCOMPLETE" in os.environ:   # the shell completes a word: it needs every verb's flags
+        args = parse(build_parser(), argv)
+    else:
+        args = build_parser(chosen_verb(argv)).parse_args(argv)
     log = RunLog(args.log, args.log_format, args.debug)
     try:
-        if args.systemd_cgroup:
-            raise MockerError("--systemd-cgroup is not supported: mocker-runc manages "
-                              "cgroupfs directly (drop the flag)", ExitCode.USAGE)
         store = Store(args.root or _default_root())
+        if args.verb not in ("spec", "features"):   # the two that use no state
+            store.check_owner()
         log.debug(f"{args.verb} {getattr(args, 'id', '')}")
         return int(VERBS[args.verb](store, args) or 0)
     except MockerError as err:
@@ -271,7 +301,8 @@ def _default_root() -> str:
 def _create_options(args) -> container.CreateOptions:
     return container.CreateOptions(pid_file=args.pid_file, console_socket=args.console_socket,
                                    no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
-                                   preserve_fds=container.preserved_fds(args.preserve_fds))
+                                   preserve_fds=container.preserved_fds(args.preserve_fds),
+                                   systemd_cgroup=args.systemd_cgroup)
 
 
 def do_create(store, args):
@@ -372,7 +403,8 @@ def _process_from_flags(store, args) -> specs.Process:
         proc.additional_gids = args.additional_gids
     if args.no_new_privs:
         proc.no_new_privileges = True
-    if args.cap and proc.capabilities is not None:
+    if args.cap:
+        proc.capabilities = proc.capabilities or specs.Capabilities()
         extra = specs.cap_mask(args.cap)
         for field in ("bounding", "effective", "permitted", "ambient"):
             setattr(proc.capabilities, field, getattr(proc.capabilities, field) | extra)
@@ -396,7 +428,7 @@ def do_features(store, args):
         "linux": {
             "namespaces": list(specs.NAMESPACES),
             "capabilities": ["CAP_" + c for c in specs.CAPABILITIES],
-            "cgroup": {"v1": True, "v2": True, "systemd": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": True},
             "seccomp": {"enabled": True},
         },
         "annotations": {"org.mocker.runtime": "mocker-runc"},
@@ -424,6 +456,15 @@ def do_update(store, args):
     container.update(store, args.id, resources)
 
 
+def do_events(store, args):
+    # runc's events: one {"type": "stats"} object per line, from the cgroup's files
+    if args.stats:
+        print(json.dumps(container.stats_event(store, args.id)))
+        return
+    for event in container.events(store, args.id, args.interval):
+        print(json.dumps(event), flush=True)
+
+
 def do_pause(store, args):
     container.pause(store, args.id, freeze=True)
 
@@ -432,8 +473,38 @@ def do_resume(store, args):
     container.pause(store, args.id, freeze=False)
 
 
+def do_devices(store, args):
+    from .cgroups import devicebpf, devicefilter, devices as dev
+    if args.id:
+        cg = container.cgroup_of(store.load(args.id))
+        if cg.version != 2:
+            print(f"cgroup v1: {cg.paths['devices']}/devices.list")
+            print(open(os.path.join(cg.paths["devices"], "devices.list")).read(), end="")
+            return
+        for prog_id in devicefilter.attached(cg.path):
+            name, insns = devicefilter.dump(prog_id)
+            print(f"program {prog_id} ({name}) on {cg.path}, as the kernel holds it:")
+            print(devicebpf.listing(insns))
+        return
+    try:
+        with open(os.path.join(args.bundle, "config.json")) as f:
+            linux = json.load(f).get("linux") or {}
+    except (OSError, ValueError) as err:
+        raise specs.SpecError(f"cannot read {args.bundle}/config.json: {err}") from None
+    rules = dev.effective_rules((linux.get("resources") or {}).get("devices"), linux.get("devices"))
+    ruleset = dev.normalize(rules)
+    print("rules, in order (the config's, then runc's defaults):")
+    print("".join(f"  {'allow' if r.allow else 'deny '} {r}\n" for r in rules), end="")
+    print(f"default: {'allow' if ruleset.default_allow else 'deny'}; exceptions:")
+    print("".join(f"  {'allow' if r.allow else 'deny '} {r}\n" for r in ruleset.exceptions), end="")
+    print(f"BPF_PROG_TYPE_CGROUP_DEVICE program (license {devicebpf.LICENSE}):")
+    print(devicebpf.listing(devicebpf.program(ruleset)))
+
+
 VERBS = {
     "create": do_create, "start": do_start, "run": do_run, "state": do_state,
     "kill": do_kill, "delete": do_delete, "list": do_list, "ps": do_ps, "exec": do_exec,
     "spec": do_spec, "features": do_features, "update": do_update, "pause": do_pause, "resume": do_resume,
+    "events": do_events,
+    "devices": do_devices,
 }

@@ -14,7 +14,7 @@ import time
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 
-from . import cgroups, init, linux
+from . import cgroups, hostmounts, init, linux, lsm, sysctls, trampoline
 from . import spec as specs
 from .channel import Channel, InitError
 from .record import Record
@@ -31,6 +31,7 @@ class CreateOptions(Record):
     no_pivot: bool = False
     no_new_keyring: bool = False  # else the init joins a new session keyring, _ses.ID
     preserve_fds: list[int] = []  # our fds the container's process gets too (3, 4, ...)
+    systemd_cgroup: bool = False  # --systemd-cgroup: systemd makes the cgroup (cgroups/systemd.py)
     keep_console: bool = False   # `run` without --console-socket: we proxy the pty
 
 
@@ -67,14 +68,20 @@ def create(store: Store, cid: str, bundle: str, opts: CreateOptions) -> Launched
     st = ContainerState(id=cid, bundle=spec.bundle, rootfs=spec.rootfs, created=utc_now(),
                         cgroups_path=spec.cgroups_path, annotations=spec.annotations,
                         config=spec.raw, no_new_keyring=opts.no_new_keyring)
+    if spec.namespace("mount") is None:
+        # runtime-spec: an unlisted namespace is the runtime's; so are the mounts made in it
+        st.premounted = hostmounts.snapshot(spec.rootfs)
     undo = _Undo(store, spec, st)
     try:
         with store.lock(cid):
             os.mkfifo(store.fifo(cid), 0o600)
             cgroup = cgroups.create(spec.cgroups_path, spec.resources, cid,
-                                    devices=(spec.raw.get("linux") or {}).get("devices"))
+                                    devices=(spec.raw.get("linux") or {}).get("devices"),
+                                    systemd=opts.systemd_cgroup)
             undo.cgroup = cgroup
             st.cgroup_paths = cgroup.paths
+            if opts.systemd_cgroup:
+                st.systemd_unit, st.systemd_slice = cgroup.unit, cgroup.place.slice
             launched = _launch_init(store, spec, st, opts, cgroup, undo)
             st.ready = True
             store.save(st)
@@ -88,11 +95,15 @@ def create(store: Store, cid: str, bundle: str, opts: CreateOptions) -> Launched
 def _check_host(spec: specs.Spec) -> None:
     """What runc's config validation refuses, checked before anything is made."""
     from .process import check_rlimits
-    if spec.namespace("mount") is None:
-        raise specs.SpecError("config.json needs a mount namespace (linux.namespaces)")
     if (spec.hostname or spec.domainname) and spec.namespace("uts") is None:
         raise specs.SpecError("unable to set hostname without a private UTS namespace")
+    if (spec.masked_paths or spec.readonly_paths) and spec.namespace("mount") is None:
+        # the masks would be mounts in the runtime's namespace, seen by all (runc refuses too)
+        raise specs.SpecError("maskedPaths and readonlyPaths need a mount namespace "
+                              "(linux.namespaces)")
     check_rlimits(spec.process)
+    sysctls.check(spec)
+    lsm.check(spec)
 
 
 def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
@@ -105,14 +116,17 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     flags = sum(ns.flag for ns in spec.namespaces if not ns.path and ns.type != "user")
     init.preload(spec.process, bool(spec.hooks["createContainer"] or spec.hooks["startContainer"]))
     seccomp_filter = build_seccomp_filter(spec.seccomp, store)
+    exe_fd = trampoline.sealed_fd()   # the init's last execve goes through it (CVE-2019-5736)
     middle = fork_in(cgroup)
     if middle == 0:
         ours.close()
         init.guarded(theirs, init.middle, theirs, cgroup.self_join_files(), joins,
                      spec.new_namespace("user"), flags,
-                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, st.id, opts)
+                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, exe_fd,
+                     st.id, opts)
     theirs.close()
     os.close(fifo_fd)
+    os.close(exe_fd)
     undo.middle = middle
     launched = Launched(0)
     try:
@@ -150,7 +164,19 @@ def fork_in(cgroup) -> int:
     cgroups.join_self): the child starts in the cgroup2 directory, if there is
     one (clone3 CLONE_INTO_CGROUP), and joins the v1 hierarchies itself
     (init.middle). A kernel without clone3 gets the old way: cgroup.procs.
+    systemd makes its unit's cgroup only around a process: the middle process
+    starts in ours, and waits for "go" until systemd has moved it.
     """
+    if cgroup.needs_pid:
+        pid = os.fork()
+        if pid:
+            try:
+                cgroup.start(pid)
+            except BaseException:
+                kill_and_wait([pid])
+                reap(pid)
+                raise
+        return pid
     unified = cgroup.paths.get("unified")
     if unified:
         try:
@@ -179,7 +205,7 @@ def build_seccomp_filter(config: dict | None, store: Store):
 def cgroup_of(st: ContainerState):
     """The container's cgroup, from the directories create saved (or its cgroupsPath)."""
     if st.cgroup_paths:
-        return cgroups.from_paths(st.cgroup_paths)
+        return cgroups.from_paths(st.cgroup_paths, st.systemd_unit, st.systemd_slice)
     return cgroups.load(st.cgroups_path, st.id)
 
 
@@ -241,9 +267,17 @@ class _Undo:
         if self.cgroup is not None:
             kill_and_wait(self.cgroup.pids())
             self.cgroup.remove()
+        release_mounts(self.st)
         self.store.remove(self.st.id)
         if self.poststop:   # runtime-spec: a failed create goes on with delete's poststop
             _run_hooks("poststop", self.spec, self.store.spec_state(self.st, "stopped"))
+
+
+def release_mounts(st: ContainerState) -> None:
+    """A container without a mount namespace of its own made its mounts in ours:
+    take them away with it (runc leaves them)."""
+    if st.premounted is not None:
+        hostmounts.release(st.rootfs, st.premounted)
 
 
 def kill_and_wait(pids: list[int], timeout: float = 5.0) -> None:
@@ -316,7 +350,7 @@ def _release_init(fifo: str, timeout_ms: int = 30_000) -> None:
     if failure == _START:
         raise NotRunning("the container's init died before it could start the program")
     if failure:
-        raise InitError(failure.decode(errors="replace"))
+        raise InitError(trampoline.failure_message(failure) or failure.decode(errors="replace"))
 
 
 def parse_signal(text: str) -> int:
@@ -336,15 +370,18 @@ def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:
     cg = cgroup_of(st)
     if store.status(st, cg) == "stopped":
         raise NotRunning("container not running")
-    pids = cg.pids() if all_processes else [st.pid]
-    for pid in pids or [st.pid]:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            if not all_processes:
-                raise NotRunning("no such process") from None
-    if all_processes and sig == signal.SIGKILL and cg.state() == "paused":
-        cg.thaw()   # a frozen process cannot die
+    if all_processes and cg.pids():
+        # runc kill --all: every process of the cgroup, frozen meanwhile so that
+        # none forks away; SIGKILL on cgroup v2 is one write to cgroup.kill.
+        cg.kill_all(sig)
+        if sig == signal.SIGKILL and cg.state() == "paused":
+            cg.thaw()   # a process frozen by the v1 freezer cannot die
+        return
+    try:
+        os.kill(st.pid, sig)
+    except ProcessLookupError:
+        if not all_processes:
+            raise NotRunning("no such process") from None
 
 
 def delete(store: Store, cid: str, force: bool = False) -> None:
@@ -366,6 +403,7 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
         if pids:
             kill_and_wait(pids)
         cg.remove()
+        release_mounts(st)
         store.remove(cid)
     # runtime-spec: poststop runs after the container is deleted; failures are warnings.
     _run_saved_hooks("poststop", st, store.spec_state(st, "stopped"))
@@ -377,7 +415,41 @@ def update(store: Store, cid: str, resources: dict) -> None:
         cg = cgroup_of(st)
         if store.status(st, cg) == "stopped":
             raise NotRunning("container not running")
-        cg.update(resources)
+        # runc update never changes device rules (it sets SkipDevices): neither do we.
+        cg.update({key: value for key, value in resources.items() if key != "devices"})
+        if cg.version == 2:
+            # The config's own rules again, in a fresh program: attached before the
+            # old one is detached (devicefilter.install), so never a moment without.
+            linux_config = st.config.get("linux") or {}
+            cg.apply_devices((linux_config.get("resources") or {}).get("devices") or [],
+                             linux_config.get("devices") or [])
+
+
+def stats_event(store: Store, cid: str) -> dict:
+    """runc events --stats: the cgroup's usage figures (cpu, memory, pids)."""
+    st = store.load(cid)
+    cg = cgroup_of(st)
+    if store.status(st, cg) == "stopped":
+        raise NotRunning("container not running")
+    return {"type": "stats", "id": cid, "data": cg.stats()}
+
+
+def events(store: Store, cid: str, interval: float):
+    """runc events: a stats event every interval, and an "oom" event when the
+    kernel's OOM killer has struck in the container since the last look, until
+    the container stops."""
+    ooms = None
+    while True:
+        try:
+            event = stats_event(store, cid)
+        except NotRunning:
+            return
+        count = event["data"].get("memory", {}).get("oom_kill", 0)
+        if ooms is not None and count > ooms:
+            yield {"type": "oom", "id": cid}
+        ooms = count
+        yield event
+        time.sleep(interval)
 
 
 def pause(store: Store, cid: str, freeze: bool) -> None:

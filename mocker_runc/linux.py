@@ -8,6 +8,7 @@ call's name) on failure, which the callers turn into one-line errors.
 """
 
 import ctypes
+import errno
 import fcntl
 import os
 import resource
@@ -65,8 +66,10 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # asm/unistd_64.h: calls glibc does not wrap
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250, "clone3": 435, "seccomp": 317},
-    "aarch64": {"pivot_root": 41, "capset": 91, "keyctl": 219, "clone3": 435, "seccomp": 277},
+    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250, "clone3": 435, "seccomp": 317,
+               "bpf": 321},
+    "aarch64": {"pivot_root": 41, "capset": 91, "keyctl": 219, "clone3": 435, "seccomp": 277,
+                "bpf": 280},
 }
 
 
@@ -250,6 +253,115 @@ def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
     _check(_syscall("seccomp", _SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(fprog)), "seccomp")
 
 
+# --- eBPF programs on cgroups (bpf(2)) ----------------------------------------
+
+# include/uapi/linux/bpf.h: commands, one program type, one attach type, flags
+_BPF_PROG_LOAD = 5
+_BPF_PROG_ATTACH = 8
+_BPF_PROG_DETACH = 9
+_BPF_PROG_GET_FD_BY_ID = 13
+_BPF_OBJ_GET_INFO_BY_FD = 15
+_BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2   # several programs on one cgroup, all of which must allow (runc's flag)
+_VERIFIER_LOG_SIZE = 1 << 16
+
+
+def _bpf(cmd: int, attr: ctypes.Array, what: str) -> int:
+    return _check(_syscall("bpf", cmd, attr, len(attr)), what)
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str, name: str = "") -> int:
+    """BPF_PROG_LOAD: the program's fd. The verifier's log is in the error if it refuses."""
+    insns_buf = ctypes.create_string_buffer(insns, len(insns))
+    license_buf = ctypes.create_string_buffer(license.encode())
+
+    def load(log_buf=None) -> int:
+        # union bpf_attr, the BPF_PROG_LOAD part: prog_type, insn_cnt, insns, license,
+        # log_level, log_size, log_buf, kern_version, prog_flags, prog_name[16]
+        attr = ctypes.create_string_buffer(struct.pack(
+            "IIQQIIQII16s", prog_type, len(insns) // 8, ctypes.addressof(insns_buf),
+            ctypes.addressof(license_buf), 1 if log_buf else 0, len(log_buf) if log_buf else 0,
+            ctypes.addressof(log_buf) if log_buf else 0, 0, 0, name.encode()[:15]), 72)
+        return _bpf(_BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
+
+    try:
+        return load()
+    except OSError as err:
+        log = ctypes.create_string_buffer(_VERIFIER_LOG_SIZE)
+        try:
+            return load(log)   # again, to have the verifier say why
+        except OSError:
+            text = log.value.decode(errors="replace").strip()
+            if text:
+                raise OSError(err.errno, f"{err.strerror}; verifier log: "
+                                         f"{' | '.join(text.splitlines()[-8:])}") from None
+            raise err from None
+
+
+def _attach_attr(target_fd: int, prog_fd: int, attach_type: int, flags: int) -> ctypes.Array:
+    # target_fd, attach_bpf_fd, attach_type, attach_flags, replace_bpf_fd
+    return ctypes.create_string_buffer(struct.pack("IIIII", target_fd, prog_fd, attach_type,
+                                                   flags, 0), 20)
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
+    """BPF_PROG_ATTACH: prog_fd's program applies to the cgroup target_fd from now on."""
+    _bpf(_BPF_PROG_ATTACH, _attach_attr(target_fd, prog_fd, attach_type, flags),
+         "bpf(BPF_PROG_ATTACH)")
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    _bpf(_BPF_PROG_DETACH, _attach_attr(target_fd, prog_fd, attach_type, 0),
+         "bpf(BPF_PROG_DETACH)")
+
+
+def bpf_prog_query(target_fd: int, attach_type: int) -> list[int]:
+    """BPF_PROG_QUERY: the ids of the programs attached to the cgroup itself."""
+    count = 64   # the kernel's limit of programs per cgroup and attach type
+    while True:
+        ids = (ctypes.c_uint32 * count)()
+        # target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt
+        attr = ctypes.create_string_buffer(struct.pack(
+            "IIIIQI4x", target_fd, attach_type, 0, 0, ctypes.addressof(ids), count), 32)
+        try:
+            _bpf(_BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)")
+        except OSError as err:
+            if err.errno == 28 and count < 4096:   # ENOSPC: more than we made room for
+                count *= 4
+                continue
+            raise
+        found = struct.unpack_from("I", attr, 24)[0]
+        return list(ids[:found])
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    attr = ctypes.create_string_buffer(struct.pack("III", prog_id, 0, 0), 12)
+    return _bpf(_BPF_PROG_GET_FD_BY_ID, attr, "bpf(BPF_PROG_GET_FD_BY_ID)")
+
+
+def bpf_prog_info(prog_fd: int) -> tuple[int, int, str, bytes]:
+    """BPF_OBJ_GET_INFO_BY_FD: (type, id, name, the instructions as the kernel keeps them)."""
+    # struct bpf_prog_info, up to name: type, id, tag[8], jited_prog_len, xlated_prog_len,
+    # jited_prog_insns, xlated_prog_insns, load_time, created_by_uid, nr_map_ids, map_ids, name[16]
+    def get(xlated=None) -> ctypes.Array:
+        info = ctypes.create_string_buffer(80)
+        if xlated is not None:
+            struct.pack_into("I", info, 20, len(xlated))
+            struct.pack_into("Q", info, 32, ctypes.addressof(xlated))
+        attr = ctypes.create_string_buffer(struct.pack("IIQ", prog_fd, len(info),
+                                                       ctypes.addressof(info)), 16)
+        _bpf(_BPF_OBJ_GET_INFO_BY_FD, attr, "bpf(BPF_OBJ_GET_INFO_BY_FD)")
+        return info
+    size = struct.unpack_from("I", get(), 20)[0]
+    xlated = ctypes.create_string_buffer(size)
+    info = get(xlated)
+    prog_type, prog_id = struct.unpack_from("II", info, 0)
+    name = info.raw[64:80].split(b"\0")[0].decode(errors="replace")
+    return prog_type, prog_id, name, xlated.raw
+
+
 # --- keyrings -----------------------------------------------------------------
 
 # <linux/keyctl.h>
@@ -314,3 +426,90 @@ def link_up(name: str) -> None:
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh14x", name.encode(), flags | _IFF_UP))
     finally:
         os.close(sock)
+
+
+# --- what a hostile image must not reach: our binary, paths outside the rootfs ---
+# (CVE-2019-5736 and CVE-2021-30465; docs/runc.md "An image that attacks the host")
+
+PR_SET_DUMPABLE = 4
+# <linux/memfd.h>: MFD_EXEC (Linux 6.3) says "this memfd is meant to be executed",
+# which a host with vm.memfd_noexec = 1 otherwise refuses
+_MFD_EXEC = 0x0010
+_SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+
+
+def set_dumpable(on: bool) -> None:
+    """prctl(PR_SET_DUMPABLE): a non-dumpable process's /proc/PID/exe, mem, environ
+    and fd/* open only for a process with CAP_SYS_PTRACE over the host (ptrace(2))."""
+    prctl(PR_SET_DUMPABLE, int(on))
+
+
+def sealed_memfd(name: str, data: bytes) -> int:
+    """A close-on-exec memfd holding data; its seals forbid any write, resize or new seal."""
+    flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
+    try:
+        fd = os.memfd_create(name, flags | _MFD_EXEC)
+    except OSError:   # EINVAL: a kernel before 6.3 knows no MFD_EXEC
+        fd = os.memfd_create(name, flags)
+    try:
+        os.write(fd, data)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def exec_fd(fd: int, argv: list[str], env: dict[str, str]) -> None:
+    """execveat(fd, "", AT_EMPTY_PATH) (glibc's fexecve): run the file fd holds.
+
+    Where the kernel or a seccomp filter refuses execveat, execve of
+    /proc/self/fd/N; only if that names the same file: a /proc the container
+    mounted over could name another (it would still run with the user's creds).
+    """
+    try:
+        os.execve(fd, argv, env)
+    except OSError as err:
+        if err.errno not in (errno.ENOSYS, errno.EPERM):
+            raise
+        proc_path = f"/proc/self/fd/{fd}"
+        if not os.path.samestat(os.stat(proc_path), os.fstat(fd)):
+            raise
+        os.execve(proc_path, argv, env)
+
+
+# <linux/openat2.h>: how openat2(2) resolves a path
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+_OPENAT2 = 437    # the same number on every architecture
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2) (Linux 5.6): open path below dirfd, resolved as `resolve` says.
+    OSError ENOSYS on an older kernel (or where seccomp hides it)."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    return _check(_libc.syscall(_OPENAT2, dirfd, _b(path), ctypes.byref(how),
+                                ctypes.sizeof(how)), "openat2", path)
+
+
+def mount_id(fd: int) -> int:
+    """The id of the mount fd is on (proc(5): /proc/self/fdinfo's mnt_id)."""
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("mnt_id:"):
+                return int(line.split()[1])
+    raise OSError(errno.ENOENT, "no mnt_id in fdinfo", f"/proc/self/fdinfo/{fd}")
+
+
+def fd_path(fd: int) -> str:
+    """A path the kernel resolves to exactly fd's file (a /proc magic link): where
+    mount(2) and friends act on what fd holds, not on a name looked up again."""
+    return f"/proc/self/fd/{fd}"

@@ -8,6 +8,7 @@ Documentation/admin-guide/cgroup-v2.rst.
 
 import math
 import os
+import signal
 import time
 
 from mocker_common.errors import MockerError
@@ -117,9 +118,17 @@ class V2Cgroup(Cgroup):
         # wins over the values above.
         for key, value in (resources.get("unified") or {}).items():
             self._apply_unified(key, value)
-        # Device rules on v2 need an eBPF program (BPF_CGROUP_DEVICE), which mocker
-        # does not build: on v2 the container's /dev (made by the runtime) is the
-        # only device restriction.
+        # Last, so that a failure before leaves no program: device rules are an
+        # eBPF program on the cgroup (devicefilter.py), attached before any
+        # process of the container runs in it.
+        if creating or "devices" in resources:
+            self.apply_devices(resources.get("devices") or [], devices or [])
+
+    def apply_devices(self, rules: list, devices: list) -> None:
+        """Install (or replace) the device program for linux.resources.devices
+        and linux.devices; runc's rules and defaults (devices.py)."""
+        from . import devicefilter, devices as dev
+        devicefilter.install(self.path, dev.normalize(dev.effective_rules(rules, devices)))
 
     def _apply_memory(self, memory: dict) -> None:
         limit = memory.get("limit")
@@ -171,6 +180,15 @@ class V2Cgroup(Cgroup):
                 raise MockerError(f"cannot set {key} (linux.resources.unified): the {controller} "
                                   f"cgroup controller is not available in {self.path}")
         self._write(key, value, f"{key} (linux.resources.unified)")
+
+    def kill_all(self, sig: int) -> None:
+        """SIGKILL through cgroup.kill where the kernel has it (Linux 5.14): the
+        kernel kills the whole subtree at once, frozen or not, and no fork
+        escapes; runc does the same. Other signals: freeze, signal, thaw."""
+        if sig == signal.SIGKILL and os.path.exists(os.path.join(self.path, "cgroup.kill")):
+            self._write("cgroup.kill", 1, "cgroup.kill")
+            return
+        super().kill_all(sig)
 
     # -- pause / resume, statistics ------------------------------------------
 
