@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING, NamedTuple
 
 from mocker_common.digest import check_digest, digest_bytes, parse_digest
-from mocker_common.errors import Corrupt, ExitCode, MockerError
+from mocker_common.errors import Corrupt, ExitCode, MockerError, Unreachable
 from mocker_common import mediatypes as mt
 
 from . import manifest
