@@ -61,11 +61,20 @@ def sysctl(key: str, value: str) -> None:
         path.write_text(value)
 
 
+def with_broadcast(address: ipaddress.IPv4Interface) -> str:
+    """`ADDR/LEN broadcast BCAST`: `ip addr add` sets no broadcast address unless
+    told (ifconfig then shows Bcast:0.0.0.0); Docker's show their subnet's last
+    address. /31 and /32 have none (RFC 3021)."""
+    if address.network.prefixlen >= 31:
+        return str(address)
+    return f"{address} broadcast {address.network.broadcast_address}"
+
+
 def ensure_bridge(bridge: str, gateway: ipaddress.IPv4Interface, mtu: int) -> None:
     """The bridge with the gateway address, up; created once, then reused."""
     commands = [] if link_exists(bridge) else [f"link add {bridge} mtu {mtu} type bridge"]
     # `addr replace` adds the address, or leaves it as it is: no need to look first.
-    commands += [f"addr replace {gateway} dev {bridge}", f"link set {bridge} up"]
+    commands += [f"addr replace {with_broadcast(gateway)} dev {bridge}", f"link set {bridge} up"]
     ip(f"cannot set up bridge {bridge}", *commands)
     # Containers reach other networks through the host: the host must route.
     sysctl("net.ipv4.ip_forward", "1")
@@ -89,7 +98,7 @@ def configure_container_side(netns: str, ifname: str, address: ipaddress.IPv4Int
                              gateway: ipaddress.IPv4Address) -> None:
     """Inside the container's namespace: eth0 addressed and up, lo up, a default route."""
     ip(f"cannot configure {ifname} in {netns}",
-       f"addr add {address} dev {ifname}",
+       f"addr add {with_broadcast(address)} dev {ifname}",
        f"link set {ifname} up",
        "link set lo up",
        f"route add default via {gateway}",

@@ -77,8 +77,9 @@ def _mounted(root: int, dest: str, below: int) -> int:
     return top
 
 
-def _locked_flags(fd: int) -> int:
-    flags = os.statvfs(linux.fd_path(fd)).f_flag
+def _locked_flags(place: int | str) -> int:
+    """The flags of the mount at place (an fd, or a path) a user namespace cannot clear."""
+    flags = os.statvfs(linux.fd_path(place) if isinstance(place, int) else place).f_flag
     return sum(ms for st, ms in _STATVFS_LOCKED.items() if flags & st)
 
 
@@ -131,7 +132,8 @@ def _own_cgroups() -> list[tuple[str, str, str]]:
 
 
 def _mount_cgroups(root: int, target: int, m: Mount, own_namespace: bool) -> None:
-    """A `cgroup` mount: a tmpfs holding, per v1 hierarchy, the container's own cgroup.
+    """A `cgroup` mount. On a v1 or hybrid host: a tmpfs holding, per v1
+    hierarchy, the container's own cgroup; on a pure v2 host, cgroup2 itself.
 
     Like runc on this kind of host (v1 controllers plus an empty v2 tree at
     unified, which it leaves out), the container sees only its own cgroup:
@@ -139,10 +141,13 @@ def _mount_cgroups(root: int, target: int, m: Mount, own_namespace: bool) -> Non
     namespace's root); without one, a bind mount of our directory. The tmpfs
     itself stays writable, as under runc 1.1.
     """
+    own = _own_cgroups()
+    if all(controllers == "" for _, controllers, _ in own):
+        return _mount_cgroup2(root, target, m)
     linux.mount("tmpfs", linux.fd_path(target), "tmpfs", m.flags & ~linux.MS_RDONLY, "mode=755")
     tmpfs = _mounted(root, m.destination, target)   # ours alone from here: a fresh tmpfs
     try:
-        for name, controllers, path in _own_cgroups():
+        for name, controllers, path in own:
             host = os.path.join("/sys/fs/cgroup", name, path.lstrip("/"))
             if name == "unified" or not os.path.isdir(host):
                 continue
@@ -164,6 +169,29 @@ def _mount_cgroups(root: int, target: int, m: Mount, own_namespace: bool) -> Non
                 os.close(inside)
     finally:
         os.close(tmpfs)
+
+
+def _mount_cgroup2(root: int, target: int, m: Mount) -> None:
+    """A pure cgroup v2 host: the one hierarchy, as runc mounts it.
+
+    A fresh cgroup2 mount, which the kernel roots at the root of our cgroup
+    namespace: the container's own cgroup in a cgroup namespace, the host's
+    root without one. Where the kernel refuses (a user namespace without a
+    cgroup namespace), runc binds the host's tree instead: so do we.
+    """
+    try:
+        linux.mount("cgroup2", linux.fd_path(target), "cgroup2", m.flags)
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.EBUSY):
+            raise
+        linux.mount("/sys/fs/cgroup", linux.fd_path(target), None, linux.MS_BIND | linux.MS_REC)
+        flags = m.flags & ~(linux.MS_BIND | linux.MS_REC)
+        top = _mounted(root, m.destination, target)
+        try:
+            linux.mount(None, linux.fd_path(top), None,
+                        linux.MS_BIND | linux.MS_REMOUNT | flags | _locked_flags(top))
+        finally:
+            os.close(top)
 
 
 _DEVICE_KINDS = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
@@ -379,6 +407,10 @@ def finish(spec: Spec) -> None:
             os.close(null)
     if spec.readonly_root:
         try:
-            linux.mount(None, "/", None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+            # The flags / already has go along: in a user namespace the kernel
+            # refuses a remount that would drop a locked one (the rootfs of a
+            # host whose /var/lib or /tmp is nosuid,nodev), as runc knows too.
+            linux.mount(None, "/", None,
+                        linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | _locked_flags("/"))
         except OSError as err:
             raise _fail("remount / read-only", err) from None

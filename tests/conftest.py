@@ -22,8 +22,8 @@ COMMANDS = {
     "mocker-net": "mocker_net",
 }
 
-# Registry fixtures, engine harnesses, and the check that the suite leaves nothing behind.
-pytest_plugins = ["tests.fixtures.plugin", "tests.fixtures.engines", "tests.fixtures.leaks"]
+# Registry fixtures, engine harnesses, the cgroup v2 guest, and the check that the suite leaves nothing behind.
+pytest_plugins = ["tests.fixtures.plugin", "tests.fixtures.engines", "tests.fixtures.leaks", "tests.guest.fixture"]
 
 
 def _write_shims(bindir: Path) -> None:
