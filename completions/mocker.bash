@@ -42,11 +42,11 @@ _mocker() {
                 -v|--volume|--env-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --stop-signal) COMPREPLY=($(compgen -W "SIGTERM SIGINT SIGQUIT SIGHUP SIGUSR1 SIGUSR2 SIGKILL" -- "$cur")); return ;;
                 --name|-e|--env|-p|--publish|-w|--workdir|-u|--user|--entrypoint|-h|--hostname|\
-                -m|--memory|--cpus|--pids-limit) return ;;
+                -m|--memory|--cpus|--pids-limit|--device) return ;;
             esac
             options="-d --detach -i --interactive -t --tty --rm --name -e --env --env-file -p --publish
                      -v --volume -w --workdir -u --user --entrypoint -h --hostname --network -m --memory
-                     --cpus --pids-limit --read-only --init --stop-signal --help"
+                     --cpus --pids-limit --device --read-only --init --stop-signal --help"
             words=$(_mocker_images) ;;
         ps) options="-a --all -q --quiet --no-trunc --format --help" ;;
         logs) options="-f --follow -n --tail --help"; words=$(_mocker_containers all) ;;

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from mocker_common import cli, paths
+from mocker_common import cli, names, paths
 from mocker_common.errors import MockerError
 
 PROG = "mocker-bundle"
@@ -64,23 +64,26 @@ def build_parser():
     run.add_argument("--volume", action="append", default=[], metavar="HOST:CTR[:ro]",
                      help="bind mount a host path (-v is --verbose here)")
     run.add_argument("--network", default="bridge", help="bridge (default), none or host")
+    run.add_argument("--device", action="append", default=[], metavar="HOST[:CTR][:rwm]",
+                     help="give the container a host device (node and cgroup rule)")
     run.add_argument("-p", "--publish", action="append", default=[],
                      metavar="[IP:]HOSTPORT:CTRPORT[/PROTO]")
     return parser
 
 
 def bundle_options(args, container_id: str):
-    from .options import (BundleOptions, parse_bind, parse_cpus, parse_env, parse_memory,
-                          parse_network, parse_port)
+    from .devices import host_device
+    from .options import (BundleOptions, parse_bind, parse_cpus, parse_device, parse_env,
+                          parse_memory, parse_network, parse_port)
     ports = [parse_port(p) for p in args.publish]
     return BundleOptions(
         container_id=container_id, command=args.command, entrypoint=args.entrypoint,
         env=parse_env(args.env, os.environ), user=args.user, workdir=args.workdir,
-        hostname=args.hostname, tty=args.tty, read_only=args.read_only,
+        hostname=names.hostname(args.hostname) if args.hostname else None, tty=args.tty, read_only=args.read_only,
         memory=parse_memory(args.memory) if args.memory else None,
         cpus=parse_cpus(args.cpus) if args.cpus else None, pids_limit=args.pids_limit,
         binds=[parse_bind(v) for v in args.volume], network=parse_network(args.network, ports),
-        ports=ports)
+        ports=ports, devices=[host_device(parse_device(d)) for d in args.device])
 
 
 def make(args) -> int:

@@ -158,12 +158,23 @@ def linux_section(opts: BundleOptions) -> dict:
     }
     if opts.seccomp:
         linux["seccomp"] = copy.deepcopy(opts.seccomp)
+    if opts.devices:
+        linux["devices"] = [{"path": d.container, "type": d.type, "major": d.major,
+                             "minor": d.minor, "fileMode": d.mode, "uid": d.uid, "gid": d.gid}
+                            for d in opts.devices]
     return linux
 
 
+def device_rule(device) -> dict:
+    """The cgroup rule that lets the container use a --device node (and no other)."""
+    return {"allow": True, "type": device.type, "major": device.major, "minor": device.minor,
+            "access": device.access}
+
+
 def resources(opts: BundleOptions) -> dict:
-    # Deny every device; the runtime adds the standard ones (/dev/null, ...).
-    result = {"devices": [{"allow": False, "access": "rwm"}]}
+    # Docker's device rules, then one allow rule per --device (as docker run).
+    result = {"devices": copy.deepcopy(profile.DEFAULT_DEVICE_RULES)
+              + [device_rule(device) for device in opts.devices]}
     if opts.memory is not None:
         result["memory"] = {"limit": opts.memory}
     if opts.cpus is not None:

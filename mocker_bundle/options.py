@@ -23,6 +23,20 @@ class Bind(NamedTuple):
     readonly: bool = False
 
 
+class Device(NamedTuple):
+    """--device HOST[:CONTAINER][:PERMS], and what the host's node is (host_device fills it)."""
+
+    host: str
+    container: str
+    access: str = "rwm"
+    type: str = ""            # "c" or "b", from the host's node
+    major: int = 0
+    minor: int = 0
+    mode: int = 0o666         # the node's permission bits
+    uid: int = 0
+    gid: int = 0
+
+
 # NamedTuples, not dataclasses: importing dataclasses (with inspect) costs a
 # warm bundle ~5 ms; typing is loaded anyway, for image references.
 class BundleOptions(NamedTuple):
@@ -45,6 +59,7 @@ class BundleOptions(NamedTuple):
     volumes_dir: str | None = None               # where the image's Volumes get directories
     seccomp: dict | None = None
     nofile: int = DEFAULT_NOFILE
+    devices: list | tuple = ()                   # [Device], from host_device
 
 
 def parse_memory(text: str) -> int:
@@ -108,3 +123,17 @@ def parse_network(mode: str, ports: list) -> str:
     if ports and mode != "bridge":
         raise MockerError(f"port mappings need --network bridge (not {mode})")
     return mode
+
+
+def parse_device(text: str) -> Device:
+    """docker run's --device: HOST[:CONTAINER][:PERMS]; PERMS some of rwm (default all).
+
+    A middle part made only of r, w and m is PERMS, as Docker reads it.
+    """
+    parts = text.split(":")
+    access = "rwm"
+    if len(parts) > 1 and parts[-1] and not set(parts[-1]) - set("rwm"):
+        access = parts.pop()
+    if len(parts) > 2 or not parts[0].startswith("/") or (len(parts) == 2 and not parts[1].startswith("/")):
+        raise MockerError(f"invalid --device {text!r}: expected /host/path[:/container/path][:rwm]")
+    return Device(parts[0], parts[-1], "".join(bit for bit in "rwm" if bit in access))

@@ -44,3 +44,36 @@ DEFAULT_NOFILE = 1048576
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # cgroup v1 CFS: the period a --cpus quota is measured against (microseconds).
 CPU_PERIOD = 100000
+
+
+def _allow(kind: str, major: int | None, minor: int | None, access: str = "rwm") -> dict:
+    rule = {"allow": True, "type": kind, "access": access}
+    if major is not None:
+        rule["major"] = major
+    if minor is not None:
+        rule["minor"] = minor
+    return rule
+
+
+# linux.resources.devices, as a Docker container gets them: deny everything,
+# then allow mknod of any node (opening it still needs a rule) and the
+# devices every program expects. Docker's own config.json lists null, zero,
+# random, urandom, tty and console, and leaves the rest (mknod, full, ptmx,
+# pts/*) to runc's defaults; they are written out here so the bundle says
+# what it gets whatever runtime runs it.
+DEFAULT_DEVICE_RULES = [
+    {"allow": False, "access": "rwm"},
+    _allow("c", None, None, "m"),   # mknod of any char device
+    _allow("b", None, None, "m"),   # mknod of any block device
+    _allow("c", 1, 3),              # /dev/null
+    _allow("c", 1, 5),              # /dev/zero
+    _allow("c", 1, 7),              # /dev/full
+    _allow("c", 1, 8),              # /dev/random
+    _allow("c", 1, 9),              # /dev/urandom
+    _allow("c", 5, 0),              # /dev/tty
+    _allow("c", 5, 1),              # /dev/console
+    _allow("c", 5, 2),              # /dev/ptmx
+    _allow("c", 136, None),         # /dev/pts/*
+]
+# (Docker's list ends with a deny of /dev/fuse, c 10:229: a no-op after the
+# deny-all, and here, after the mknod wildcard, a "hole" runc would refuse.)

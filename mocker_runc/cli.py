@@ -183,6 +183,12 @@ def _update_args(p):
         p.add_argument(flag, help="Intel RDT: not supported")
 
 
+def _devices_args(p):
+    p.add_argument("id", metavar="CONTAINER_ID", nargs="?",
+                   help="show the program the kernel holds for this container's cgroup")
+    p.add_argument("-b", "--bundle", default=".", help="else: the bundle's config.json (default: .)")
+
+
 def key_attr(section: str, key: str) -> str:
     return f"{section}_{key}"
 
@@ -204,6 +210,7 @@ VERB_ARGS = {
     "pause": ("freeze every process of the container", _id),
     "resume": ("thaw a paused container", _id),
     "events": ("print the container's cgroup usage as JSON (--stats: once)", _events_args),
+    "devices": ("print the device rules and their cgroup v2 eBPF program", _devices_args),
 }
 
 # global flags that take a value (`--root DIR`): the word after them is not the verb
@@ -265,6 +272,8 @@ def main(argv=None) -> int:
             raise MockerError("--systemd-cgroup is not supported: mocker-runc manages "
                               "cgroupfs directly (drop the flag)", ExitCode.USAGE)
         store = Store(args.root or _default_root())
+        if args.verb not in ("spec", "features"):   # the two that use no state
+            store.check_owner()
         log.debug(f"{args.verb} {getattr(args, 'id', '')}")
         return int(VERBS[args.verb](store, args) or 0)
     except MockerError as err:
@@ -396,7 +405,8 @@ def _process_from_flags(store, args) -> specs.Process:
         proc.additional_gids = args.additional_gids
     if args.no_new_privs:
         proc.no_new_privileges = True
-    if args.cap and proc.capabilities is not None:
+    if args.cap:
+        proc.capabilities = proc.capabilities or specs.Capabilities()
         extra = specs.cap_mask(args.cap)
         for field in ("bounding", "effective", "permitted", "ambient"):
             setattr(proc.capabilities, field, getattr(proc.capabilities, field) | extra)
@@ -465,9 +475,38 @@ def do_resume(store, args):
     container.pause(store, args.id, freeze=False)
 
 
+def do_devices(store, args):
+    from .cgroups import devicebpf, devicefilter, devices as dev
+    if args.id:
+        cg = container.cgroup_of(store.load(args.id))
+        if cg.version != 2:
+            print(f"cgroup v1: {cg.paths['devices']}/devices.list")
+            print(open(os.path.join(cg.paths["devices"], "devices.list")).read(), end="")
+            return
+        for prog_id in devicefilter.attached(cg.path):
+            name, insns = devicefilter.dump(prog_id)
+            print(f"program {prog_id} ({name}) on {cg.path}, as the kernel holds it:")
+            print(devicebpf.listing(insns))
+        return
+    try:
+        with open(os.path.join(args.bundle, "config.json")) as f:
+            linux = json.load(f).get("linux") or {}
+    except (OSError, ValueError) as err:
+        raise specs.SpecError(f"cannot read {args.bundle}/config.json: {err}") from None
+    rules = dev.effective_rules((linux.get("resources") or {}).get("devices"), linux.get("devices"))
+    ruleset = dev.normalize(rules)
+    print("rules, in order (the config's, then runc's defaults):")
+    print("".join(f"  {'allow' if r.allow else 'deny '} {r}\n" for r in rules), end="")
+    print(f"default: {'allow' if ruleset.default_allow else 'deny'}; exceptions:")
+    print("".join(f"  {'allow' if r.allow else 'deny '} {r}\n" for r in ruleset.exceptions), end="")
+    print(f"BPF_PROG_TYPE_CGROUP_DEVICE program (license {devicebpf.LICENSE}):")
+    print(devicebpf.listing(devicebpf.program(ruleset)))
+
+
 VERBS = {
     "create": do_create, "start": do_start, "run": do_run, "state": do_state,
     "kill": do_kill, "delete": do_delete, "list": do_list, "ps": do_ps, "exec": do_exec,
     "spec": do_spec, "features": do_features, "update": do_update, "pause": do_pause, "resume": do_resume,
     "events": do_events,
+    "devices": do_devices,
 }

@@ -17,7 +17,7 @@ import os
 
 from mocker_common.errors import MockerError
 
-from . import linux, process, rootfs
+from . import linux, lsm, process, rootfs
 from .cgroups.base import join_self
 from .channel import Channel
 from .spec import Process, Spec
@@ -160,13 +160,14 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, exe_
     # runtime-spec: createContainer hooks run in the container's namespaces, before pivot_root.
     _run_hooks("createContainer", spec, state)
 
-    rootfs.enter(spec.rootfs, opts.no_pivot)
+    rootfs.enter(spec.rootfs, opts.no_pivot, spec.namespace("mount") is not None)
     rootfs.finish(spec)
     if slave is not None:
         _attach_terminal(slave)     # setsid, and the pty as controlling terminal
     else:
         linux.new_session()         # as under runc: the container's init leads its session
     process.set_limits(spec.process)
+    lsm.apply_on_exec(spec.process)   # as runc: while root, for the execve to come
     program = process.lookup(spec.process)
     seccomp_filter = process.load_seccomp_if_privileged(spec.process, seccomp_filter)
     process.become_user(spec.process)
@@ -245,14 +246,21 @@ def _attach_terminal(slave_path: str) -> None:
 # --- exec process ------------------------------------------------------------------
 
 def exec_process(chan: Channel, proc: Process, seccomp_filter, exe_fd: int, cid: str | None,
-                 preserve_fds: list[int]) -> None:
+                 preserve_fds: list[int], root_fd: int | None = None) -> None:
     """Inside a running container's namespaces: become its process and execve.
 
     exe_fd is the sealed exec trampoline; cid names the container's session
     keyring to join (None: join none).
+    root_fd, when the container shares our mount namespace: its init's root
+    (/proc/PID/root), to chroot into; joining a mount namespace sets the root
+    by itself, sharing one does not (runc then leaves exec on the host's /).
     """
-    _close_other_fds(chan.fds() | {exe_fd} | set(preserve_fds))
+    _close_other_fds(chan.fds() | {exe_fd} | set(preserve_fds) | ({root_fd} - {None}))
     _pass_on(preserve_fds)
+    if root_fd is not None:
+        os.fchdir(root_fd)
+        linux.chroot(".")
+        os.close(root_fd)
     if cid is not None:
         _new_session_keyring(cid)   # the container's own, found by its name
     if proc.terminal:
@@ -264,6 +272,7 @@ def exec_process(chan: Channel, proc: Process, seccomp_filter, exe_fd: int, cid:
         os.close(master)
         _attach_terminal(slave)
     process.set_limits(proc)
+    lsm.apply_on_exec(proc)
     program = process.lookup(proc)
     seccomp_filter = process.load_seccomp_if_privileged(proc, seccomp_filter)
     process.become_user(proc)

@@ -66,8 +66,10 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # asm/unistd_64.h: calls glibc does not wrap
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250, "clone3": 435, "seccomp": 317},
-    "aarch64": {"pivot_root": 41, "capset": 91, "keyctl": 219, "clone3": 435, "seccomp": 277},
+    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250, "clone3": 435, "seccomp": 317,
+               "bpf": 321},
+    "aarch64": {"pivot_root": 41, "capset": 91, "keyctl": 219, "clone3": 435, "seccomp": 277,
+                "bpf": 280},
 }
 
 
@@ -249,6 +251,115 @@ def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
         raise ValueError(f"a BPF program of {count} instructions")
     fprog = _SockFprog(count, program)
     _check(_syscall("seccomp", _SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(fprog)), "seccomp")
+
+
+# --- eBPF programs on cgroups (bpf(2)) ----------------------------------------
+
+# include/uapi/linux/bpf.h: commands, one program type, one attach type, flags
+_BPF_PROG_LOAD = 5
+_BPF_PROG_ATTACH = 8
+_BPF_PROG_DETACH = 9
+_BPF_PROG_GET_FD_BY_ID = 13
+_BPF_OBJ_GET_INFO_BY_FD = 15
+_BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2   # several programs on one cgroup, all of which must allow (runc's flag)
+_VERIFIER_LOG_SIZE = 1 << 16
+
+
+def _bpf(cmd: int, attr: ctypes.Array, what: str) -> int:
+    return _check(_syscall("bpf", cmd, attr, len(attr)), what)
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str, name: str = "") -> int:
+    """BPF_PROG_LOAD: the program's fd. The verifier's log is in the error if it refuses."""
+    insns_buf = ctypes.create_string_buffer(insns, len(insns))
+    license_buf = ctypes.create_string_buffer(license.encode())
+
+    def load(log_buf=None) -> int:
+        # union bpf_attr, the BPF_PROG_LOAD part: prog_type, insn_cnt, insns, license,
+        # log_level, log_size, log_buf, kern_version, prog_flags, prog_name[16]
+        attr = ctypes.create_string_buffer(struct.pack(
+            "IIQQIIQII16s", prog_type, len(insns) // 8, ctypes.addressof(insns_buf),
+            ctypes.addressof(license_buf), 1 if log_buf else 0, len(log_buf) if log_buf else 0,
+            ctypes.addressof(log_buf) if log_buf else 0, 0, 0, name.encode()[:15]), 72)
+        return _bpf(_BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
+
+    try:
+        return load()
+    except OSError as err:
+        log = ctypes.create_string_buffer(_VERIFIER_LOG_SIZE)
+        try:
+            return load(log)   # again, to have the verifier say why
+        except OSError:
+            text = log.value.decode(errors="replace").strip()
+            if text:
+                raise OSError(err.errno, f"{err.strerror}; verifier log: "
+                                         f"{' | '.join(text.splitlines()[-8:])}") from None
+            raise err from None
+
+
+def _attach_attr(target_fd: int, prog_fd: int, attach_type: int, flags: int) -> ctypes.Array:
+    # target_fd, attach_bpf_fd, attach_type, attach_flags, replace_bpf_fd
+    return ctypes.create_string_buffer(struct.pack("IIIII", target_fd, prog_fd, attach_type,
+                                                   flags, 0), 20)
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
+    """BPF_PROG_ATTACH: prog_fd's program applies to the cgroup target_fd from now on."""
+    _bpf(_BPF_PROG_ATTACH, _attach_attr(target_fd, prog_fd, attach_type, flags),
+         "bpf(BPF_PROG_ATTACH)")
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    _bpf(_BPF_PROG_DETACH, _attach_attr(target_fd, prog_fd, attach_type, 0),
+         "bpf(BPF_PROG_DETACH)")
+
+
+def bpf_prog_query(target_fd: int, attach_type: int) -> list[int]:
+    """BPF_PROG_QUERY: the ids of the programs attached to the cgroup itself."""
+    count = 64   # the kernel's limit of programs per cgroup and attach type
+    while True:
+        ids = (ctypes.c_uint32 * count)()
+        # target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt
+        attr = ctypes.create_string_buffer(struct.pack(
+            "IIIIQI4x", target_fd, attach_type, 0, 0, ctypes.addressof(ids), count), 32)
+        try:
+            _bpf(_BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)")
+        except OSError as err:
+            if err.errno == 28 and count < 4096:   # ENOSPC: more than we made room for
+                count *= 4
+                continue
+            raise
+        found = struct.unpack_from("I", attr, 24)[0]
+        return list(ids[:found])
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    attr = ctypes.create_string_buffer(struct.pack("III", prog_id, 0, 0), 12)
+    return _bpf(_BPF_PROG_GET_FD_BY_ID, attr, "bpf(BPF_PROG_GET_FD_BY_ID)")
+
+
+def bpf_prog_info(prog_fd: int) -> tuple[int, int, str, bytes]:
+    """BPF_OBJ_GET_INFO_BY_FD: (type, id, name, the instructions as the kernel keeps them)."""
+    # struct bpf_prog_info, up to name: type, id, tag[8], jited_prog_len, xlated_prog_len,
+    # jited_prog_insns, xlated_prog_insns, load_time, created_by_uid, nr_map_ids, map_ids, name[16]
+    def get(xlated=None) -> ctypes.Array:
+        info = ctypes.create_string_buffer(80)
+        if xlated is not None:
+            struct.pack_into("I", info, 20, len(xlated))
+            struct.pack_into("Q", info, 32, ctypes.addressof(xlated))
+        attr = ctypes.create_string_buffer(struct.pack("IIQ", prog_fd, len(info),
+                                                       ctypes.addressof(info)), 16)
+        _bpf(_BPF_OBJ_GET_INFO_BY_FD, attr, "bpf(BPF_OBJ_GET_INFO_BY_FD)")
+        return info
+    size = struct.unpack_from("I", get(), 20)[0]
+    xlated = ctypes.create_string_buffer(size)
+    info = get(xlated)
+    prog_type, prog_id = struct.unpack_from("II", info, 0)
+    name = info.raw[64:80].split(b"\0")[0].decode(errors="replace")
+    return prog_type, prog_id, name, xlated.raw
 
 
 # --- keyrings -----------------------------------------------------------------

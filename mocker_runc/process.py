@@ -17,7 +17,7 @@ import signal
 from mocker_common.errors import MockerError
 
 from . import linux, trampoline
-from .spec import Process
+from .spec import Capabilities, Process
 
 # host caps of this process, read once: can we raise a hard rlimit?
 _CAP_SYS_RESOURCE = 24
@@ -83,19 +83,20 @@ def set_limits(process: Process) -> None:
 
 
 def become_user(process: Process) -> None:
-    """Switch to process.user and set the capability sets (config.md#linux-process)."""
-    caps = process.capabilities
+    """Switch to process.user and set the capability sets (config.md#linux-process).
+
+    No process.capabilities means no capabilities at all, as under runc: a
+    config must ask for each one (fail closed)."""
+    caps = process.capabilities or Capabilities()
     try:
-        if caps is not None:
-            linux.drop_bounding(caps.bounding)
+        linux.drop_bounding(caps.bounding)
         linux.keep_caps(True)
         linux.set_user(process.uid, process.gid, process.additional_gids)
         linux.set_dumpable(False)   # a change of user resets it to fs.suid_dumpable
         linux.keep_caps(False)
-        if caps is not None:
-            linux.capset(caps.effective, caps.permitted, caps.inheritable)
-            if caps.ambient:
-                linux.raise_ambient(caps.ambient & caps.permitted & caps.inheritable)
+        linux.capset(caps.effective, caps.permitted, caps.inheritable)
+        if caps.ambient:
+            linux.raise_ambient(caps.ambient & caps.permitted & caps.inheritable)
     except OSError as err:
         raise ProcessError(f"set user {process.uid}:{process.gid} and capabilities: "
                            f"{err.strerror}") from None

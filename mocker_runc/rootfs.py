@@ -274,9 +274,11 @@ def prepare(spec: Spec, in_userns: bool) -> None:
     """Everything that happens while the host's filesystem is still visible."""
     rootfs = spec.rootfs
     try:
-        # Mounts made from here on must not propagate to the host.
-        linux.mount(None, "/", None, spec.rootfs_propagation)
-        # pivot_root needs the new root to be a mount point.
+        if spec.namespace("mount") is not None:
+            # Mounts made from here on must not propagate to the host. (Without a
+            # mount namespace of our own, this one is the runtime's: leave it as it is.)
+            linux.mount(None, "/", None, spec.rootfs_propagation)
+        # pivot_root needs the new root to be a mount point; so does a read-only root.
         linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
         root = inroot.open_root(rootfs)   # the bind mount just made
     except OSError as err:
@@ -298,11 +300,18 @@ def prepare(spec: Spec, in_userns: bool) -> None:
         os.close(root)
 
 
-def enter(rootfs: str, no_pivot: bool) -> None:
-    """Make the rootfs our /, and the host's filesystem unreachable."""
+def enter(rootfs: str, no_pivot: bool, own_mount_ns: bool = True) -> None:
+    """Make the rootfs our /, and the host's filesystem unreachable.
+
+    Without a mount namespace of our own, only chroot: pivot_root or MS_MOVE
+    would change the root of every process in the runtime's namespace (runc
+    chroots then too).
+    """
     try:
         os.chdir(rootfs)
-        if no_pivot:
+        if not own_mount_ns:
+            linux.chroot(".")
+        elif no_pivot:
             linux.mount(rootfs, "/", None, linux.MS_MOVE)
             linux.chroot(".")
         else:

@@ -175,3 +175,48 @@ def test_schema_rejects_a_broken_config():
     config["process"]["user"]["uid"] = "root"
     with pytest.raises(MockerError, match="process/user/uid"):
         validate_config(config)
+
+
+def test_device_rules_are_dockers():
+    """Deny all, mknod of anything, the devices every program expects, nothing else."""
+    from mocker_runc.cgroups import devices
+    rules = configured()["linux"]["resources"]["devices"]
+    assert rules[0] == {"allow": False, "access": "rwm"}
+    listed = [str(devices.parse(rule)) for rule in rules[1:]]
+    assert listed == ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+                      "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"]
+    assert "devices" not in configured()["linux"]
+
+
+@pytest.mark.parametrize("text, host, container, access", [
+    ("/dev/loop0", "/dev/loop0", "/dev/loop0", "rwm"),
+    ("/dev/loop0:/dev/xvda", "/dev/loop0", "/dev/xvda", "rwm"),
+    ("/dev/loop0:r", "/dev/loop0", "/dev/loop0", "r"),
+    ("/dev/loop0:/dev/xvda:mr", "/dev/loop0", "/dev/xvda", "rm"),
+])
+def test_device_option_as_docker_reads_it(text, host, container, access):
+    from mocker_bundle.options import parse_device
+    device = parse_device(text)
+    assert (device.host, device.container, device.access) == (host, container, access)
+
+
+@pytest.mark.parametrize("text", ["loop0", "/dev/loop0:xvda", "/dev/a:/dev/b:rx", "/a:/b:/c"])
+def test_bad_device_options(text):
+    from mocker_bundle.options import parse_device
+    with pytest.raises(MockerError, match="invalid --device"):
+        parse_device(text)
+
+
+def test_a_device_gets_its_node_and_exactly_one_rule():
+    from mocker_bundle.devices import host_device
+    from mocker_bundle.options import parse_device
+    device = host_device(parse_device("/dev/null:/dev/mine:r"))
+    config = configured(devices=[device])
+    assert config["linux"]["devices"] == [{"path": "/dev/mine", "type": "c", "major": 1, "minor": 3,
+                                           "fileMode": 0o666, "uid": 0, "gid": 0}]
+    assert config["linux"]["resources"]["devices"][-1] == {
+        "allow": True, "type": "c", "major": 1, "minor": 3, "access": "r"}
+    with pytest.raises(MockerError, match="--device /etc/passwd: not a character or block device"):
+        host_device(parse_device("/etc/passwd"))
+    with pytest.raises(MockerError, match="--device /dev/nonexistent: No such file"):
+        host_device(parse_device("/dev/nonexistent"))

@@ -216,3 +216,13 @@ def test_documented_runtime_class_handler_is_valid_containerd_config(tmp_path):
     handler = dump.stdout.split(table + "]")[1].split(table + ".options]")
     assert 'runtime_type = "io.containerd.runc.v2"' in handler[0]
     assert 'BinaryName = "/usr/local/bin/mocker-runc"' in handler[1].split("\n\n")[0]
+
+
+def test_no_device_beyond_runcs(containerd, cid):
+    """mknod is allowed (CAP_MKNOD), opening the host's console or disk is not."""
+    escape = ("mknod /dev/d c 4 64 && (echo hello > /dev/d) 2>&1; "
+              "mknod /dev/s b 8 0 && (exec 3</dev/s) 2>&1; "
+              "mknod /dev/m c 1 1 && (exec 3</dev/m) 2>&1; echo done")
+    result = containerd(*containerd.run_args("--rm", IMAGE, cid, "sh", "-c", escape), check=False)
+    assert result.stdout.count("Operation not permitted") == 3, containerd.explain(["run"], result)
+    assert result.stdout.endswith("done\n")

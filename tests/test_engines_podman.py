@@ -174,3 +174,15 @@ def test_published_port_reaches_httpd(podman, name):
             break
         time.sleep(0.2)
     assert curl.stdout == "hello from mocker httpd\n", curl.stderr
+
+
+def test_no_device_beyond_runcs(podman):
+    """mknod is allowed (CAP_MKNOD), opening the host's console or disk is not; --device
+    opens exactly its device, with its access."""
+    escape = ("mknod /dev/d c 4 64 && (echo hello > /dev/d) 2>&1; "
+              "mknod /dev/s b 8 0 && (exec 3</dev/s) 2>&1; "
+              "(exec 3</dev/xvda) && echo read-ok; (exec 3>/dev/xvda) 2>&1; "
+              "mknod /dev/l1 b 7 1 && (exec 3</dev/l1) 2>&1; echo done")
+    result = podman("run", "--rm", "--device", "/dev/loop0:/dev/xvda:r", IMAGE, "sh", "-c", escape)
+    out = result.stdout
+    assert out.count("Operation not permitted") == 4 and "read-ok" in out, podman.explain(["run"], result)

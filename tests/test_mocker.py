@@ -219,6 +219,30 @@ def test_names_are_unique_and_generated(cleanup, unique):
     assert any(re.fullmatch(r"[a-z]+_[a-z]+\d*", n) for n in names), names
 
 
+@pytest.mark.parametrize("flag, value, message", [
+    ("--name", "../../etc", "invalid container name"),
+    ("--name", "web\nx", "invalid container name"),
+    ("--hostname", "web\n6.6.6.6 bank.example", "invalid hostname"),
+    ("--hostname", "web_1", "invalid hostname"),
+])
+def test_hostile_names_are_one_line_and_leave_nothing(cleanup, flag, value, message):
+    before, made = ps_rows("-a"), bundles()
+    done = mocker("run", flag, value, BUSYBOX, "true")
+    assert done.returncode == 125, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+    assert ps_rows("-a") == before and bundles() == made
+
+
+def test_a_hostile_image_reference_is_one_line(cleanup):
+    made = bundles()
+    for image in ("busybox:la\ntest", "../../busybox", "busybox;id"):
+        done = mocker("run", image, "true")
+        assert done.returncode == 125, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "invalid reference" in lines[0], done.stderr
+    assert bundles() == made
+
+
 def test_verbose_narrates_each_step(cleanup):
     done = mocker("-v", "run", "--rm", BUSYBOX, "true")
     runtime = os.environ.get("MOCKER_RUNTIME") or "mocker-runc"

@@ -99,8 +99,11 @@ def fake_v2(tmp_path):
     return layout, leaf
 
 
-def test_v2_limits_land_in_the_unified_files(fake_v2):
+def test_v2_limits_land_in_the_unified_files(fake_v2, monkeypatch):
     layout, leaf = fake_v2
+    # a fake tree cannot take an eBPF program (test_runc_devices.py attaches real ones)
+    installed = []
+    monkeypatch.setattr(v2.V2Cgroup, "apply_devices", lambda self, *rules: installed.append(rules))
     resources = {
         "memory": {"limit": 64 * MiB, "swap": 96 * MiB, "reservation": 16 * MiB},
         "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0"},
@@ -130,6 +133,7 @@ def test_v2_limits_land_in_the_unified_files(fake_v2):
     for directory in (leaf.parent.parent, leaf.parent):
         assert (directory / "cgroup.subtree_control").read_text() == "+cpuset +cpu +io +memory +hugetlb +pids"
     assert (leaf / "cgroup.subtree_control").read_text() == ""
+    assert installed == [([], [])]   # at create, even with no rules: runc's defaults, default deny
 
     cg.update({"pids": {"limit": -1}, "memory": {"limit": -1}})
     assert read("pids.max") == "max" and read("memory.max") == "max"

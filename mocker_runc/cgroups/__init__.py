@@ -27,7 +27,8 @@ def create(cgroups_path: str, resources: dict, container_id: str, *,
     """Create the container's cgroup and apply linux.resources to it.
 
     cgroups_path is the runtime-spec linux.cgroupsPath ("" means /mocker/<id>);
-    devices is the spec's linux.devices, which the v1 device rules allow.
+    devices is the spec's linux.devices: a device there with the path of one
+    of runc's defaults replaces that default's rule (cgroups/devices.py).
     On failure nothing this call made is left behind.
     """
     cgroup = load(cgroups_path, container_id, layout=layout)

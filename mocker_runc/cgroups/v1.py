@@ -17,7 +17,7 @@ from cgroupspy.interfaces import BaseFileInterface, IntegerFile
 
 from mocker_common.errors import MockerError
 
-from . import fs, hierarchies, resources as res
+from . import devices as dev, fs, hierarchies, resources as res
 from .base import Cgroup
 
 
@@ -56,23 +56,6 @@ CONTROLLER_CLASSES = {
     "pids": PidsController,
     "freezer": FreezerController,
 }
-
-# The devices every container may use whatever its config says, as runc
-# allows them (libcontainer/specconv AllowedDevices): mknod of any device
-# (using one still needs a rule), the null-like devices, ttys and ptys, tun.
-DEFAULT_DEVICE_RULES = [
-    {"type": "c", "access": "m"},
-    {"type": "b", "access": "m"},
-    {"type": "c", "major": 1, "minor": 3, "access": "rwm"},    # /dev/null
-    {"type": "c", "major": 1, "minor": 5, "access": "rwm"},    # /dev/zero
-    {"type": "c", "major": 1, "minor": 7, "access": "rwm"},    # /dev/full
-    {"type": "c", "major": 1, "minor": 8, "access": "rwm"},    # /dev/random
-    {"type": "c", "major": 1, "minor": 9, "access": "rwm"},    # /dev/urandom
-    {"type": "c", "major": 5, "minor": 0, "access": "rwm"},    # /dev/tty
-    {"type": "c", "major": 5, "minor": 2, "access": "rwm"},    # /dev/ptmx
-    {"type": "c", "major": 136, "access": "rwm"},              # /dev/pts/*
-    {"type": "c", "major": 10, "minor": 200, "access": "rwm"},  # /dev/net/tun
-]
 
 _FREEZE_TIMEOUT = 5.0
 
@@ -220,20 +203,17 @@ class V1Cgroup(Cgroup):
             self._write(self._controller("net_prio"), "net_prio.ifpriomap", line, "net_prio priority")
 
     def _apply_devices(self, rules: list, devices: list) -> None:
-        """The device allow-list: deny all, then the config's rules in order,
-        then the default devices and the config's linux.devices (as runc does)."""
+        """The device allow-list, as runc writes it: the rules normalized
+        (devices.py: the config's, then runc's defaults), then a reset to
+        the default ("a" in devices.deny or devices.allow) and the exceptions."""
         if "devices" not in self.paths:
             return
+        ruleset = dev.normalize(dev.effective_rules(rules, devices))
         ctl = self._controller("devices")
-        self._set(ctl, "deny", DeviceAccess(DeviceAccess.TYPE_ALL), "device rule")
-        # linux.devices: "u" is an unbuffered char device; a fifo ("p") needs no rule
-        kinds = {"c": "c", "u": "c", "b": "b"}
-        extra = [{"type": kinds[d["type"]], "major": d.get("major"), "minor": d.get("minor"),
-                  "access": "rwm"} for d in devices if d.get("type") in kinds]
-        for rule in rules:
-            self._set(ctl, "allow" if rule.get("allow") else "deny", _device_access(rule), "device rule")
-        for rule in DEFAULT_DEVICE_RULES + extra:
-            self._set(ctl, "allow", _device_access(rule), "device rule")
+        self._set(ctl, "allow" if ruleset.default_allow else "deny",
+                  DeviceAccess(DeviceAccess.TYPE_ALL), "device rule")
+        for rule in ruleset.exceptions:
+            self._set(ctl, "allow" if rule.allow else "deny", _device_access(rule), "device rule")
 
     # -- pause / resume, statistics ------------------------------------------
 
@@ -320,14 +300,7 @@ def _copy_parent_cpuset(path: str) -> None:
                 setattr(child, attr, value)
 
 
-def _device_access(rule: dict) -> DeviceAccess:
-    """A runtime-spec device rule as a devices.allow / devices.deny line."""
-    dev_type = rule.get("type") or "a"
-    access = rule.get("access") or "rwm"
-    if dev_type not in ("a", "c", "b") or set(access) - set("rwm"):
-        raise MockerError(f"invalid device rule in linux.resources.devices: {rule}")
-    major, minor = rule.get("major"), rule.get("minor")
-    # runc treats -1 as the wildcard "*", like an absent number
-    major = None if major is None or major < 0 else major
-    minor = None if minor is None or minor < 0 else minor
-    return DeviceAccess(dev_type, major, minor, access)
+def _device_access(rule: dev.Rule) -> DeviceAccess:
+    """A normalized device rule as a devices.allow / devices.deny line."""
+    number = lambda n: None if n == dev.ANY else n
+    return DeviceAccess(rule.type, number(rule.major), number(rule.minor), rule.access)

@@ -118,9 +118,17 @@ class V2Cgroup(Cgroup):
         # wins over the values above.
         for key, value in (resources.get("unified") or {}).items():
             self._apply_unified(key, value)
-        # Device rules on v2 need an eBPF program (BPF_CGROUP_DEVICE), which mocker
-        # does not build: on v2 the container's /dev (made by the runtime) is the
-        # only device restriction.
+        # Last, so that a failure before leaves no program: device rules are an
+        # eBPF program on the cgroup (devicefilter.py), attached before any
+        # process of the container runs in it.
+        if creating or "devices" in resources:
+            self.apply_devices(resources.get("devices") or [], devices or [])
+
+    def apply_devices(self, rules: list, devices: list) -> None:
+        """Install (or replace) the device program for linux.resources.devices
+        and linux.devices; runc's rules and defaults (devices.py)."""
+        from . import devicefilter, devices as dev
+        devicefilter.install(self.path, dev.normalize(dev.effective_rules(rules, devices)))
 
     def _apply_memory(self, memory: dict) -> None:
         limit = memory.get("limit")
