@@ -15,13 +15,19 @@ _mocker_images() {
     mocker images 2>/dev/null | awk 'NR > 1 && $1 != "<none>" { print $1 ":" $2 }'
 }
 
+_mocker_logged_in() {
+    # the registries named in Docker's auth file
+    local config=${DOCKER_CONFIG:-$HOME/.docker}/config.json
+    [ -r "$config" ] && python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1])).get("auths", {})))' "$config" 2>/dev/null
+}
+
 _mocker() {
     local cur prev verb i
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
 
-    local verbs="run ps logs exec stop kill start restart rm inspect port pull images rmi image help version"
+    local verbs="run ps logs exec stop kill start restart rm inspect port pull images rmi image login logout help version"
     verb=
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
@@ -64,6 +70,10 @@ _mocker() {
         images) options="--json --help" ;;
         rmi) options="--help"; words=$(_mocker_images) ;;
         image) words="ls rm prune" ;;
+        login) [ "$prev" = -u ] || [ "$prev" = --username ] && return
+               options="-u --username -p --password --password-stdin --insecure --help"
+               words=$(_mocker_logged_in) ;;
+        logout) options="--help"; words=$(_mocker_logged_in) ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$options" -- "$cur"))

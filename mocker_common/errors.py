@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
     CORRUPT = 6          # a digest or size did not match; bad or unsafe content
     NO_SPACE = 7         # the disk is full
     CONFLICT = 8         # already exists, in use, or locked by another
+    CERTIFICATE = 9      # a registry's TLS certificate could not be verified (or ours was refused)
     INTERRUPTED = 130    # Ctrl-C, as a shell reports SIGINT
 
 
@@ -50,3 +51,7 @@ class Corrupt(MockerError):
 
 class Conflict(MockerError):
     code = ExitCode.CONFLICT
+
+
+class CertificateError(MockerError):
+    code = ExitCode.CERTIFICATE

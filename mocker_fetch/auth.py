@@ -22,6 +22,7 @@ import re
 import threading
 from typing import NamedTuple
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mocker_common.errors import MockerError, Unauthorized
 
@@ -162,18 +163,24 @@ class Authenticator:
         if not realm:
             raise Unauthorized("the registry's Bearer challenge names no realm")
         query = {"scope": challenge.params.get("scope") or scope}
+        if not query["scope"]:
+            del query["scope"]   # a login: a token for no repository, only to check
         if challenge.params.get("service"):
             query["service"] = challenge.params["service"]
         headers = {}
         if self.credentials:
             headers["Authorization"] = self.credentials.basic_header()
-        log.info("GET %s (token for %s%s)", realm, query["scope"],
+        log.info("GET %s (token for %s%s)", realm, query.get("scope", "a login"),
                  ", as " + self.credentials.username if self.credentials else ", anonymous")
+        from .transport import NETWORK_ERRORS, certificate_error, describe, read_body
         try:
             with self.transport.request("GET", realm, headers, params=query) as response:
-                status, body = response.status_code, response.read(MAX_TOKEN_ANSWER)
-        except (OSError, ValueError) as err:   # network errors are OSErrors (http1.py)
-            raise Unauthorized(f"cannot reach token server {realm}: {err}") from None
+                status, body = response.status_code, read_body(response, MAX_TOKEN_ANSWER)
+        except (*NETWORK_ERRORS, ValueError) as err:
+            reason, kind = describe(err)
+            if kind:
+                raise certificate_error(urlsplit(realm).netloc, reason, kind) from None
+            raise Unauthorized(f"cannot reach token server {realm}: {reason}") from None
         if status in (401, 403):
             raise Unauthorized(f"the token server refused the credentials (HTTP {status})")
         if status != 200:

@@ -36,7 +36,8 @@ def build_parser():
     creds.add_argument("--authfile", metavar="FILE",
                        help="credentials file like ~/.docker/config.json (the default)")
     parser.add_argument("--insecure", action="store_true",
-                        help="allow plain HTTP and unverified TLS (loopback always may)")
+                        help="allow plain HTTP and unverified TLS (loopback registries always "
+                             "may, and those named insecure in registries.conf or daemon.json)")
     parser.add_argument("--mirror", action="append", metavar="URL",
                         help="a Docker Hub mirror to try first (also $MOCKER_REGISTRY_MIRROR, "
                              "or registry-mirrors in $MOCKER_ROOT/config.json)")

@@ -59,3 +59,35 @@ def _parse_answer(text: str, program: str) -> Credentials | None:
         raise MockerError(f"credential helper {program} holds an identity token for "
                           "this registry; log in with a password, or use --creds")
     return Credentials(username, secret) if username or secret else None
+
+
+def helper_store(name: str, server_url: str, credentials: Credentials) -> None:
+    """`docker-credential-NAME store`: the server, user and secret as JSON on stdin."""
+    document = json.dumps({"ServerURL": server_url, "Username": credentials.username,
+                           "Secret": credentials.password})
+    _run(name, "store", document, server_url)
+
+
+def helper_erase(name: str, server_url: str) -> bool:
+    """`docker-credential-NAME erase`: the server on stdin. False if it held nothing."""
+    return _run(name, "erase", server_url, server_url, missing_ok=True)
+
+
+def _run(name: str, verb: str, stdin: str, server_url: str, missing_ok: bool = False) -> bool:
+    program = f"docker-credential-{name}"
+    try:
+        result = subprocess.run([program, verb], input=stdin, capture_output=True, text=True,
+                                timeout=TIMEOUT)
+    except FileNotFoundError:
+        raise MockerError(f"credential helper {program} is not installed "
+                          "(named by ~/.docker/config.json)") from None
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise MockerError(f"credential helper {program} failed: {err}") from None
+    if result.returncode != 0:
+        said = (result.stdout.strip() or result.stderr.strip()).splitlines()
+        if missing_ok and said and NOT_FOUND in said[0].lower():
+            return False
+        reason = said[0] if said else f"exit status {result.returncode}"
+        raise MockerError(f"credential helper {program} could not {verb} the credentials "
+                          f"for {server_url}: {reason}")
+    return True

@@ -15,7 +15,7 @@ import json
 import os
 import logging
 import threading
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from mocker_common.digest import check_digest, digest_bytes, parse_digest
 from mocker_common.errors import Corrupt, ExitCode, MockerError
@@ -27,7 +27,8 @@ from .layout import Layout
 from .progress import Progress
 from mocker_common.reference import DOCKER_HUB, Reference
 from .config import MIRROR_ENV
-from .registry import NoConnection, Registry
+if TYPE_CHECKING:
+    from .registry import Registry   # imports requests: only once the registry is needed
 from .sink import Sink
 
 log = logging.getLogger("mocker.fetch")
@@ -88,19 +89,22 @@ def _from_first_endpoint(ref, layout, options, progress) -> dict:
             log.warning("mirror %s: %s; trying %s", mirror, err, ref.registry)
     try:
         return copy_image(_connect(ref, options), ref, layout, options, progress)
-    except NoConnection as err:
-        if ref.registry != DOCKER_HUB or options.mirrors:
+    except Unreachable as err:
+        from .registry import NoConnection   # loaded already: _connect imported it
+        if not isinstance(err, NoConnection) or ref.registry != DOCKER_HUB or options.mirrors:
             raise
         raise NoConnection(f"{err} ({OFFLINE_HINT})") from None
 
 
-def _connect(ref: Reference, options: PullOptions, mirror: str | None = None) -> Registry:
+def _connect(ref: Reference, options: PullOptions, mirror: str | None = None) -> "Registry":
+    from .registry import Registry   # a pull by a digest stored whole never gets here
     host = mirror.split("://", 1)[-1].rstrip("/") if mirror else ref.api_host
     credentials = options.credentials
     if credentials is None:
         credentials = lookup_credentials(host if mirror else ref.registry, options.authfile)
     base_url = mirror if mirror and "://" in mirror else None
-    return Registry(host, insecure=options.insecure, credentials=credentials, base_url=base_url)
+    return Registry(host, insecure=options.insecure, credentials=credentials, base_url=base_url,
+                    jobs=options.jobs)
 
 
 class Resolved(NamedTuple):
@@ -112,7 +116,7 @@ class Resolved(NamedTuple):
     platform: dict | None = None      # the index entry's platform
 
 
-def copy_image(registry: Registry, ref: Reference, layout: Layout, options: PullOptions,
+def copy_image(registry: "Registry", ref: Reference, layout: Layout, options: PullOptions,
                progress: Progress) -> dict:
     """Copy one image; return the index.json descriptor of its stored manifest."""
     found = _resolve(registry, ref, options)
@@ -141,7 +145,7 @@ def _validate_manifests(found: Resolved) -> None:
     manifest.validate(found.document, manifest.MANIFEST_SCHEMA, "manifest")
 
 
-def _resolve(registry: Registry, ref: Reference, options: PullOptions) -> Resolved:
+def _resolve(registry: "Registry", ref: Reference, options: PullOptions) -> Resolved:
     """GET the manifest for ref, through an index if there is one."""
     fetched = registry.get_manifest(ref.repository, ref.manifest_key)
     _check_manifest_digest(fetched.data, ref.digest or fetched.digest_header, ref)

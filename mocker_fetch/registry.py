@@ -1,4 +1,4 @@
-"""The registry's HTTP API (OCI distribution spec), over keep-alive connections
+"""The registry's HTTP API (OCI distribution spec), over one requests.Session
 (transport.py).
 
 The calls a pull makes, in order:
@@ -14,7 +14,6 @@ and dropped connections are retried with backoff, resuming a blob where it
 stopped with an HTTP Range request.
 """
 
-import ipaddress
 import logging
 import time
 from typing import NamedTuple
@@ -24,8 +23,10 @@ from mocker_common import __version__
 from mocker_common.errors import Corrupt, MockerError, NotFound, Unauthorized, Unreachable
 from mocker_common.mediatypes import INDEXES, MANIFESTS, SCHEMA1
 
+from . import trust
 from .auth import Authenticator, Credentials
-from .transport import NETWORK_ERRORS, Transport
+from .transport import (NETWORK_ERRORS, Transport, certificate_error, describe, read_body,
+                        read_piece)
 
 log = logging.getLogger("mocker.fetch")
 
@@ -57,29 +58,26 @@ class Fetched(NamedTuple):
     digest_header: str | None     # Docker-Content-Digest, if sent
 
 
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and localhost: Docker lets these speak plain HTTP."""
-    hostname = urlsplit(f"//{host}").hostname or ""
-    if hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
+is_loopback = trust.is_loopback
 
 
 class Registry:
     """One registry endpoint: its base URL, connections, and the tokens it gave us."""
 
     def __init__(self, host: str, *, insecure: bool = False,
-                 credentials: Credentials | None = None, base_url: str | None = None):
+                 credentials: Credentials | None = None, base_url: str | None = None,
+                 jobs: int = 4):
         self.host = host
-        self.insecure = insecure or is_loopback(host)
+        self.insecure = insecure or trust.is_insecure(host)
         agent = f"mocker-fetch/{__version__}"
-        self.transport = Transport(agent, verify=not self.insecure, timeout=TIMEOUT)
-        # The token server is another host: a loopback registry's leniency does not
-        # extend to it, only the user's --insecure does.
-        self.auth = Authenticator(Transport(agent, verify=not insecure, timeout=TIMEOUT),
+        tls = trust.tls_files(host)
+        # A connection per parallel download, and one for the manifest requests.
+        self.transport = Transport(agent, verify=not self.insecure, tls=tls, timeout=TIMEOUT,
+                                   pool_size=jobs + 1)
+        # The token server is another host: a loopback or configured registry's
+        # leniency does not extend to it, only the user's --insecure does.
+        self.auth = Authenticator(Transport(agent, verify=not insecure, tls=tls,
+                                            timeout=TIMEOUT, pool_size=1),
                                   credentials, host)
         self.base_url = base_url.rstrip("/") if base_url else None
         self._challenge: str | None = None    # the ping's WWW-Authenticate, if any
@@ -100,17 +98,39 @@ class Registry:
             base = self.base_url or f"{scheme}://{self.host}"
             try:
                 with self._send("GET", f"{base}/v2/", {}) as response:
-                    response.read(1 << 16)
+                    read_body(response, 1 << 16)
             except NETWORK_ERRORS as err:
-                log.debug("%s: %s", base, err)
-                last = last or err   # the preferred scheme's failure says most
+                reason, kind = describe(err)
+                log.debug("%s: %s", base, reason)
+                if kind == "refused" or (kind == "verify" and not self.insecure):
+                    raise certificate_error(self.host, reason, kind) from None
+                last = last or reason   # the preferred scheme's failure says most
                 continue
             if response.status_code in (200, 401):
                 self.base_url = base
                 self._challenge = response.headers.get("WWW-Authenticate")
                 return
+            if response.status_code == 407:   # a plain-HTTP proxy wants (other) credentials
+                last = "the proxy refused us: HTTP 407 Proxy Authentication Required"
+                continue
             last = f"HTTP {response.status_code} from {base}/v2/ (not a registry API?)"
-        raise NoConnection(f"cannot reach registry {self.host}: {_reason(last)}")
+        raise NoConnection(f"cannot reach registry {self.host}: {last}")
+
+    def check_login(self) -> None:
+        """GET /v2/ with the credentials, answering its challenge as a pull would:
+        what `docker login` does before it saves anything."""
+        self.ping()
+        if not self._challenge:
+            return   # the registry asks no one to log in
+        headers = {"Authorization": self.auth.answer(self._challenge, "")}
+        with self._send_or_unreachable("GET", f"{self.base_url}/v2/", headers) as response:
+            status = response.status_code
+        if status in (401, 403):
+            who = self.auth.credentials.username if self.auth.credentials else "anonymous"
+            raise Unauthorized(f"{self.host} refused the login of {who}: incorrect username "
+                               f"or password (HTTP {status})")
+        if status != 200:
+            _raise_for_status(response, f"{self.host}/v2/")
 
     def get_manifest(self, repository: str, key: str) -> Fetched:
         """GET a manifest or index by tag or digest; refuse what is not one."""
@@ -122,9 +142,9 @@ class Registry:
                 raise NotFound(f"manifest unknown: {name}")
             _raise_for_status(response, f"manifest {name}")
             try:   # read at most the limit: a registry cannot make us hold gigabytes
-                data = response.read(MAX_MANIFEST + 1)
+                data = read_body(response, MAX_MANIFEST + 1)
             except NETWORK_ERRORS as err:
-                raise Unreachable(f"manifest {name}: {_reason(err)}") from None
+                raise Unreachable(f"manifest {name}: {describe(err)[0]}") from None
         if len(data) > MAX_MANIFEST:
             raise Corrupt(f"manifest {name} is larger than {MAX_MANIFEST} bytes")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
@@ -155,7 +175,11 @@ class Registry:
     # -- helpers -------------------------------------------------------------------------
 
     def _download_rest(self, path, repository, size, sink, progress, cancel):
-        headers = {"Range": f"bytes={sink.written}-"} if sink.written else {}
+        # The blob is compressed already: a server must not code it again
+        # (RFC 9110 12.5.3); if one does anyway, read_piece undoes it.
+        headers = {"Accept-Encoding": "identity"}
+        if sink.written:
+            headers["Range"] = f"bytes={sink.written}-"
         response = self.request("GET", path, repository, headers=headers)
         with response:
             if response.status_code == 200 and sink.written:
@@ -167,6 +191,11 @@ class Registry:
                     "Content-Range", "").startswith(f"bytes {sink.written}-"):
                 sink.restart()   # not the part we asked for: start over
                 raise _Retry(f"the server sent {response.headers.get('Content-Range')!r}")
+            elif response.status_code == 206 and _coded(response):
+                # RFC 9110 14.1: a range of the gzip-coded bytes, which cannot be
+                # decoded apart from their start: ask for the whole blob again.
+                sink.restart()
+                raise _Retry("the server sent a range of a Content-Encoding")
             _stream_body(response, path, size, sink, progress, cancel)
         if sink.written < size:
             raise _Retry(f"connection closed after {sink.written} of {size} bytes")
@@ -230,7 +259,10 @@ class Registry:
         try:
             return self._send(method, url, headers)
         except NETWORK_ERRORS as err:
-            raise NoConnection(f"cannot reach registry {self.host}: {_reason(err)}") from None
+            reason, kind = describe(err)
+            if kind:
+                raise certificate_error(urlsplit(url).netloc, reason, kind) from None
+            raise NoConnection(f"cannot reach registry {self.host}: {reason}") from None
 
     def _send(self, method, url, headers):
         """One request, following redirects ourselves so that Authorization
@@ -256,23 +288,27 @@ class Registry:
 
 
 def _stream_body(response, path, size, sink, progress, cancel) -> None:
-    """Read a blob's body into sink in CHUNK-sized pieces, through one reused buffer."""
-    buffer = memoryview(bytearray(CHUNK))
+    """Read a blob's body into sink in CHUNK-sized pieces: large reads keep the
+    per-piece costs (a Python call, a write(2)) small against hashing."""
     while True:
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         try:
-            count = response.readinto(buffer)
+            piece = read_piece(response, CHUNK)
         except NETWORK_ERRORS as err:   # only the reading: a full disk is no network error
-            raise _Retry(f"connection dropped: {_reason(err)}") from None
-        if not count:
+            raise _Retry(f"connection dropped: {describe(err)[0]}") from None
+        if not piece:
             return
-        if sink.written + count > size:
+        if sink.written + len(piece) > size:
             raise Corrupt(f"blob {path.rsplit('/')[-1]} is larger than "
                           f"its descriptor's size {size}")
-        sink.write(buffer[:count])
+        sink.write(piece)
         if progress:
-            progress(count)
+            progress(len(piece))
+
+
+def _coded(response) -> bool:
+    return response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
 
 
 def _raise_for_status(response, what: str) -> None:
@@ -285,13 +321,3 @@ def _raise_for_status(response, what: str) -> None:
         raise Unreachable(f"registry error HTTP {status} for {what}")
     if status >= 300:
         raise MockerError(f"unexpected HTTP {status} for {what}")
-
-
-def _reason(err) -> str:
-    """A short, one-line reason from a network error."""
-    text = str(err)
-    for marker in ("Errno", "Connection refused", "Name or service not known"):
-        if marker in text:
-            start = text.find("[" + marker) if marker == "Errno" else text.find(marker)
-            return text[start:].split("'))")[0].split("))")[0].rstrip("')\"")
-    return text.splitlines()[0] if text else type(err).__name__

@@ -1,230 +1,222 @@
-"""HTTP/1.1 for the registry client: keep-alive connections (http1.py).
+"""HTTP for the registry client: one requests.Session per registry.
 
-A pull makes a handful of requests to one or two hosts, so the transport
-needs little: a pool of idle connections per host (blobs download on several
-threads), TLS verified against the system's CA store (or not, for
---insecure), the HTTP(S)_PROXY / NO_PROXY environment, and a body read in
-large pieces. requests did all this too, but importing it costs ~60 ms
-(urllib3, charset_normalizer, certifi, idna), a third of pulling a small image;
-http.client ~15 ms more (the email package, ssl). ssl is loaded only for HTTPS.
+requests (over urllib3) keeps connections alive per host, speaks TLS and every
+framing of HTTP/1.1, and talks to http://, https:// and SOCKS5 proxies. What
+this module adds is the policy of a container tool:
+
+- TLS trust as Docker's: the system's CAs plus the registry's certs.d files
+  (trust.py), a client certificate when certs.d has one; or no verification
+  for an insecure registry. One ssl.SSLContext per session, built on first use.
+- Proxies as Go programs choose them (proxy.py), not as requests would:
+  loopback never proxied, CIDR and host:port in NO_PROXY. So the session does
+  not read the environment itself (trust_env off, which also keeps ~/.netrc
+  credentials away from registries).
+- A pool as large as the parallel blob downloads.
+- Bodies are left unread (stream=True); the caller reads the raw stream in
+  large pieces, with any Content-Encoding undone (RFC 9110 section 8.4), so
+  that digests are computed on the bytes the registry stored.
 
 Redirects are not followed here: registry.py follows them itself, to keep
 Authorization away from other hosts.
 """
 
-import json
 import logging
-import os
-import socket
+import ssl
+import sys
 import threading
-from urllib.parse import urlencode, urlsplit
 
-from . import http1
 
-# Errors that mean "the connection failed, dropped or spoke nonsense": http1's,
-# ssl's and timeouts are all OSErrors. Callers catch these around network
-# reads only: an OSError from writing a file (ENOSPC) is not a network error.
-NETWORK_ERRORS = (OSError,)
+def _import_requests():
+    """import requests, without the character-set detector it loads for Response.text.
 
-REDIRECTS = (301, 302, 303, 307, 308)
+    requests imports charset_normalizer (or chardet) at once, ~10% of its import
+    (valgrind: 44 of 430 million instructions), to guess the charset of text
+    bodies; mocker reads only bytes and JSON. requests runs without a detector
+    (it then warns once, and assumes UTF-8), so the detector is hidden from this
+    one import, unless something imported it already.
+    """
+    hidden = [name for name in ("charset_normalizer", "chardet") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None   # "import charset_normalizer" raises ImportError
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Unable to find acceptable character detection")
+            import requests
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+    return requests
 
-# What a request on a kept-alive connection meets when the server has closed it.
-_STALE = (ConnectionResetError, BrokenPipeError)   # http1.RemoteDisconnected is the first
+
+requests = _import_requests()
+import urllib3  # noqa: E402  (after requests, which imported it already)
+from requests.adapters import HTTPAdapter  # noqa: E402
+
+from mocker_common.errors import CertificateError
+
+from . import proxy as proxies
+from .trust import TLSFiles, certificate_hint
 
 log = logging.getLogger("mocker.fetch")
 
+# What a failed connection or a body cut short raises: requests' errors are
+# OSErrors; reading the raw stream raises urllib3's own. Callers catch these around
+# network reads only: an OSError from writing a file (ENOSPC) is no network error.
+NETWORK_ERRORS = (OSError, urllib3.exceptions.HTTPError)
 
-class Response:
-    """A response whose body has not been read yet. Close it (or use `with`):
-    a connection whose body was read to the end goes back to the pool."""
 
-    def __init__(self, transport, key, connection, response: http1.Response):
-        self._transport, self._key = transport, key
-        self._connection, self._response = connection, response
-        self.status_code = response.status
-        self.headers = response.headers          # case-insensitive .get()
+class _Adapter(HTTPAdapter):
+    """requests' adapter with our SSLContext instead of certifi's bundle."""
 
-    @property
-    def is_redirect(self) -> bool:
-        return self.status_code in REDIRECTS and "Location" in self.headers
+    def __init__(self, context_factory, verify: bool, pool_size: int):
+        self._context_factory, self._verify = context_factory, verify
+        super().__init__(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
 
-    def read(self, limit: int = -1) -> bytes:
-        """The body, or at most `limit` bytes of it."""
-        return self._response.read(limit)
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert)
+        if host_params["scheme"] == "https":
+            pool_kwargs["ssl_context"] = self._context_factory()
+        return host_params, pool_kwargs
 
-    def readinto(self, buffer) -> int:
-        """Fill buffer from the body; 0 at its end. A body cut short raises
-        http1.ProtocolError."""
-        return self._response.readinto(buffer)
-
-    def json(self):
-        return json.loads(self.read())
-
-    def close(self) -> None:
-        if self._connection is None:
-            return
-        reusable = self._response.finished and not self._response.will_close
-        if not reusable:   # an unread body would be read as the next answer: drop it
-            self._connection.close()
-        else:
-            self._transport.put_back(self._key, self._connection)
-        self._connection = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    def cert_verify(self, conn, url, verify, cert):
+        # requests would name certifi's bundle here; the context already holds the CAs.
+        conn.cert_reqs = "CERT_REQUIRED" if self._verify else "CERT_NONE"
+        conn.ca_certs = conn.ca_cert_dir = None
 
 
 class Transport:
-    """Keep-alive connections per (scheme, host), shared by threads."""
+    """A requests.Session for one registry (and the hosts it redirects to)."""
 
-    def __init__(self, user_agent: str, verify: bool = True, timeout=(10, 60)):
-        self.user_agent = user_agent
-        self.verify = verify
-        self.connect_timeout, self.read_timeout = timeout
-        self._idle: dict[tuple, list] = {}
-        self._lock = threading.Lock()
-        self._tls = None
+    def __init__(self, user_agent: str, *, verify: bool = True, tls: TLSFiles = TLSFiles(),
+                 timeout=(10, 60), pool_size: int = 4):
+        self.verify, self.tls, self.timeout = verify, tls, timeout
+        self._context = None
+        self._context_lock = threading.Lock()   # the download threads may all ask at once
+        self.session = requests.Session()
+        self.session.trust_env = False
+        # Only what we mean to send: requests' defaults add Accept: */* and
+        # Accept-Encoding: gzip (blob requests say identity; read_body undoes any coding).
+        self.session.headers = requests.structures.CaseInsensitiveDict(
+            {"User-Agent": user_agent})
+        adapter = _Adapter(self.context, verify, pool_size)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        if not verify:   # the user asked for it: no warning on every request
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    def context(self) -> ssl.SSLContext:
+        """The session's TLS context, made on first use (plain HTTP needs none)."""
+        with self._context_lock:
+            if self._context is None:
+                self._context = self._new_context()
+        return self._context
+
+    def _new_context(self) -> ssl.SSLContext:
+        """The system's CAs and certs.d's, a client certificate; or no checks at all."""
+        context = ssl.create_default_context()
+        for ca in self.tls.cas:
+            try:
+                context.load_verify_locations(cafile=str(ca))
+            except (OSError, ssl.SSLError) as err:
+                raise CertificateError(f"cannot load CA {ca}: {_ssl_reason(err)}") from None
+        if self.tls.client:
+            cert, key = self.tls.client
+            try:
+                context.load_cert_chain(str(cert), str(key))
+            except (OSError, ssl.SSLError) as err:
+                raise CertificateError(f"cannot load client certificate {cert}: "
+                                       f"{_ssl_reason(err)}") from None
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def request(self, method: str, url: str, headers: dict | None = None,
-                params: dict | None = None) -> Response:
+                params: dict | None = None) -> requests.Response:
         """Send one request; return the response with its body unread."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url}")
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if params:
-            target += ("&" if "?" in target else "?") + urlencode(params)
-        key = (parts.scheme, parts.netloc)
-        headers = {"Host": parts.netloc, "User-Agent": self.user_agent,
-                   "Accept-Encoding": "identity", **(headers or {})}
-        connection, reused = self._take(key)
-        while True:
-            try:
-                answer = self._exchange(connection, method, target, headers, key)
-            except BaseException as err:
-                connection.close()
-                if not (reused and isinstance(err, _STALE)):
-                    raise
-                # The server closed an idle keep-alive connection: say it again on a new one.
-                connection, reused = self._connect(key), False
-            else:
-                return Response(self, key, connection, answer)
-
-    def put_back(self, key, connection) -> None:
-        with self._lock:
-            self._idle.setdefault(key, []).append(connection)
+        proxy = proxies.proxy_for(url)
+        if proxy:
+            log.debug("  (through proxy %s)", proxies.redact(proxy))
+        return self.session.request(method, url, headers=headers, params=params,
+                                    stream=True, allow_redirects=False, timeout=self.timeout,
+                                    verify=self.verify,
+                                    proxies={url.split(":", 1)[0]: proxy} if proxy else {})
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
-
-    # -- helpers -------------------------------------------------------------------
-
-    def _exchange(self, connection, method, target, headers, key):
-        if connection.via_http_proxy:   # a plain-HTTP proxy wants the whole URL
-            target = f"{key[0]}://{key[1]}{target}"
-            headers = {**headers, **connection.proxy_headers}
-        connection.send(method, target, headers)
-        return connection.response(method)
-
-    def _take(self, key):
-        with self._lock:
-            idle = self._idle.get(key)
-            if idle:
-                return idle.pop(), True
-        return self._connect(key), False
-
-    def _connect(self, key):
-        scheme, netloc = key
-        proxy = _proxy_for(scheme, netloc)
-        address = _host_port(proxy or netloc, 80 if proxy or scheme == "http" else 443)
-        log.debug("  (new connection to %s%s)", netloc, f" through {proxy}" if proxy else "")
-        try:
-            sock = _create_connection(address, self.connect_timeout)
-        except OSError as err:
-            if not proxy:
-                raise
-            raise ConnectionError(f"{err}, via proxy {proxy}") from None
-        try:
-            if scheme == "https":
-                if proxy:   # CONNECT through the proxy, then TLS with the registry itself
-                    _tunnel(sock, _host_port(netloc, 443), _proxy_auth(proxy))
-                sock = self._context().wrap_socket(sock, server_hostname=_host_port(netloc, 443)[0])
-            sock.settimeout(self.read_timeout)
-        except BaseException:
-            sock.close()
-            raise
-        connection = http1.Connection(sock)
-        connection.via_http_proxy = bool(proxy) and scheme == "http"
-        connection.proxy_headers = _proxy_auth(proxy) if proxy else {}
-        return connection
-
-    def _context(self):
-        """One TLS context for all connections: the system's CAs, or no checks."""
-        if self._tls is None:
-            import ssl
-            context = ssl.create_default_context()
-            if not self.verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._tls = context
-        return self._tls
+        self.session.close()
 
 
-def _create_connection(address, timeout):
-    """socket.create_connection, with an ASCII host name given as bytes: for a str,
-    getaddrinfo loads the IDNA codec (~5 ms) even when nothing needs encoding."""
-    host, port = address
-    try:
-        host = host.encode("ascii")
-    except UnicodeEncodeError:
-        pass   # an internationalised name: the codec is needed
-    sock = socket.create_connection((host, port), timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # a request is one small write
-    return sock
+def read_body(response: requests.Response, limit: int) -> bytes:
+    """At most limit bytes of the body, any Content-Encoding (gzip…) undone."""
+    return response.raw.read(limit, decode_content=True)
 
 
-def _tunnel(sock, address: tuple[str, int], proxy_headers: dict) -> None:
-    """Ask an HTTP proxy for a tunnel to address (CONNECT), for TLS end to end."""
-    host, port = address
-    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    connection = http1.Connection(sock)
-    connection.send("CONNECT", authority, {"Host": authority, **proxy_headers})
-    answer = connection.response("CONNECT")
-    if answer.status != 200:
-        raise ConnectionError(f"the proxy refused a tunnel to {authority} (HTTP {answer.status})")
+def read_piece(response: requests.Response, size: int) -> bytes:
+    """The body's next piece (at most size bytes, decoded); b"" at its end."""
+    return response.raw.read(size, decode_content=True)
 
 
-def _host_port(netloc_or_url: str, default: int) -> tuple[str, int]:
-    parts = urlsplit(netloc_or_url if "://" in netloc_or_url else f"//{netloc_or_url}")
-    return parts.hostname, parts.port or default
+def describe(err: BaseException) -> tuple[str, str]:
+    """A short, one-line reason for a network error, with proxy passwords removed;
+    and what kind it is: "" (the network), "verify" (we could not verify the
+    server's certificate) or "refused" (the server refused the handshake, as a
+    server wanting a client certificate does)."""
+    cause = _root_cause(err)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return proxies.scrub(cause.verify_message or str(cause)), "verify"
+    if isinstance(cause, ssl.SSLError) and "alert" in str(cause).lower():
+        return proxies.scrub(_ssl_reason(cause)), "refused"
+    via = "cannot connect to the proxy: " if _is_proxy_error(err) else ""
+    return proxies.scrub(via + _short(cause)), ""
 
 
-def _proxy_for(scheme: str, netloc: str) -> str | None:
-    """The proxy URL the environment names for this scheme and host, if any
-    (HTTP_PROXY, HTTPS_PROXY, NO_PROXY; as curl, Docker and requests read them).
-    The proxy is spoken to in plain HTTP; HTTPS goes through it with CONNECT."""
-    if not any(name.lower().endswith("_proxy") for name in os.environ):
-        return None   # the usual case, without importing urllib.request (~3 ms)
-    import urllib.request   # for its parsing of the environment
-    proxy = urllib.request.getproxies().get(scheme)
-    if not proxy or urllib.request.proxy_bypass(netloc.rsplit(":", 1)[0]):
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
+def certificate_error(host: str, reason: str, kind: str) -> CertificateError:
+    """The one-line error for a TLS failure with host, naming what would fix it."""
+    if kind == "verify":
+        return CertificateError(f"the TLS certificate of {host} failed: {reason}; "
+                                f"{certificate_hint(host, reason)}")
+    return CertificateError(f"{host} refused the TLS handshake ({reason}); "
+                            f"{certificate_hint(host, 'certificate required')}")
 
 
-def _proxy_auth(proxy: str) -> dict:
-    """Proxy-Authorization from user:password@ in the proxy's URL."""
-    parts = urlsplit(proxy)
-    if not parts.username:
-        return {}
-    import base64
-    from urllib.parse import unquote
-    raw = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-    return {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode()}
+def _chain(err: BaseException):
+    """err, and the errors inside it: requests and urllib3 wrap the one that happened
+    (a MaxRetryError's .reason, an exception among args, or the __cause__)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        inner = getattr(err, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in getattr(err, "args", ()) if isinstance(a, BaseException)),
+                         None)
+        err = inner or err.__cause__ or err.__context__
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    *_, last = _chain(err)
+    return last
+
+
+def _is_proxy_error(err: BaseException) -> bool:
+    return any(isinstance(e, (requests.exceptions.ProxyError, urllib3.exceptions.ProxyError))
+               for e in _chain(err))
+
+
+def _short(err: BaseException) -> str:
+    text = str(err)
+    for marker in ("[Errno", "Connection refused", "Name or service not known",
+                   "Tunnel connection failed"):
+        if marker in text:
+            return text[text.find(marker):].rstrip("')\"")
+    if isinstance(err, (TimeoutError, urllib3.exceptions.TimeoutError)):
+        return "timed out"
+    text = text.splitlines()[0] if text else type(err).__name__
+    return text.split(": ", 1)[-1] if text.startswith("<") else text
+
+
+def _ssl_reason(err) -> str:
+    return getattr(err, "reason", None) and str(err.reason).lower().replace("_", " ") \
+        or str(err)

@@ -246,7 +246,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--debug", action="store_true", help="log each step")
     parser.add_argument("--systemd-cgroup", action="store_true",
-                        help="not supported: cgroups are managed directly")
+                        help="have systemd make the cgroup: cgroupsPath is slice:prefix:name")
     parser.add_argument("--rootless", default="auto", help="accepted for compatibility")
     parser.add_argument("--criu", help=argparse.SUPPRESS)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
@@ -268,9 +268,6 @@ def main(argv=None) -> int:
         args = build_parser(chosen_verb(argv)).parse_args(argv)
     log = RunLog(args.log, args.log_format, args.debug)
     try:
-        if args.systemd_cgroup:
-            raise MockerError("--systemd-cgroup is not supported: mocker-runc manages "
-                              "cgroupfs directly (drop the flag)", ExitCode.USAGE)
         store = Store(args.root or _default_root())
         if args.verb not in ("spec", "features"):   # the two that use no state
             store.check_owner()
@@ -304,7 +301,8 @@ def _default_root() -> str:
 def _create_options(args) -> container.CreateOptions:
     return container.CreateOptions(pid_file=args.pid_file, console_socket=args.console_socket,
                                    no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
-                                   preserve_fds=container.preserved_fds(args.preserve_fds))
+                                   preserve_fds=container.preserved_fds(args.preserve_fds),
+                                   systemd_cgroup=args.systemd_cgroup)
 
 
 def do_create(store, args):
@@ -430,7 +428,7 @@ def do_features(store, args):
         "linux": {
             "namespaces": list(specs.NAMESPACES),
             "capabilities": ["CAP_" + c for c in specs.CAPABILITIES],
-            "cgroup": {"v1": True, "v2": True, "systemd": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": True},
             "seccomp": {"enabled": True},
         },
         "annotations": {"org.mocker.runtime": "mocker-runc"},

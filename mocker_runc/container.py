@@ -31,6 +31,7 @@ class CreateOptions(Record):
     no_pivot: bool = False
     no_new_keyring: bool = False  # else the init joins a new session keyring, _ses.ID
     preserve_fds: list[int] = []  # our fds the container's process gets too (3, 4, ...)
+    systemd_cgroup: bool = False  # --systemd-cgroup: systemd makes the cgroup (cgroups/systemd.py)
     keep_console: bool = False   # `run` without --console-socket: we proxy the pty
 
 
@@ -75,9 +76,12 @@ def create(store: Store, cid: str, bundle: str, opts: CreateOptions) -> Launched
         with store.lock(cid):
             os.mkfifo(store.fifo(cid), 0o600)
             cgroup = cgroups.create(spec.cgroups_path, spec.resources, cid,
-                                    devices=(spec.raw.get("linux") or {}).get("devices"))
+                                    devices=(spec.raw.get("linux") or {}).get("devices"),
+                                    systemd=opts.systemd_cgroup)
             undo.cgroup = cgroup
             st.cgroup_paths = cgroup.paths
+            if opts.systemd_cgroup:
+                st.systemd_unit, st.systemd_slice = cgroup.unit, cgroup.place.slice
             launched = _launch_init(store, spec, st, opts, cgroup, undo)
             st.ready = True
             store.save(st)
@@ -160,7 +164,19 @@ def fork_in(cgroup) -> int:
     cgroups.join_self): the child starts in the cgroup2 directory, if there is
     one (clone3 CLONE_INTO_CGROUP), and joins the v1 hierarchies itself
     (init.middle). A kernel without clone3 gets the old way: cgroup.procs.
+    systemd makes its unit's cgroup only around a process: the middle process
+    starts in ours, and waits for "go" until systemd has moved it.
     """
+    if cgroup.needs_pid:
+        pid = os.fork()
+        if pid:
+            try:
+                cgroup.start(pid)
+            except BaseException:
+                kill_and_wait([pid])
+                reap(pid)
+                raise
+        return pid
     unified = cgroup.paths.get("unified")
     if unified:
         try:
@@ -189,7 +205,7 @@ def build_seccomp_filter(config: dict | None, store: Store):
 def cgroup_of(st: ContainerState):
     """The container's cgroup, from the directories create saved (or its cgroupsPath)."""
     if st.cgroup_paths:
-        return cgroups.from_paths(st.cgroup_paths)
+        return cgroups.from_paths(st.cgroup_paths, st.systemd_unit, st.systemd_slice)
     return cgroups.load(st.cgroups_path, st.id)
 
 

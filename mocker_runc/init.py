@@ -250,10 +250,10 @@ def exec_process(chan: Channel, proc: Process, seccomp_filter, exe_fd: int, cid:
     """Inside a running container's namespaces: become its process and execve.
 
     exe_fd is the sealed exec trampoline; cid names the container's session
-    keyring to join (None: join none).
-    root_fd, when the container shares our mount namespace: its init's root
-    (/proc/PID/root), to chroot into; joining a mount namespace sets the root
-    by itself, sharing one does not (runc then leaves exec on the host's /).
+    keyring to join (None: join none). root_fd, when the container shares our
+    mount namespace: its init's root (/proc/PID/root), to chroot into; joining
+    a mount namespace sets the root by itself, sharing one does not (runc then
+    leaves exec on the host's /).
     """
     _close_other_fds(chan.fds() | {exe_fd} | set(preserve_fds) | ({root_fd} - {None}))
     _pass_on(preserve_fds)

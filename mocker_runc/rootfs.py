@@ -77,9 +77,9 @@ def _mounted(root: int, dest: str, below: int) -> int:
     return top
 
 
-def _locked_flags(place: int | str) -> int:
-    """The flags of the mount at place (an fd, or a path) a user namespace cannot clear."""
-    flags = os.statvfs(linux.fd_path(place) if isinstance(place, int) else place).f_flag
+def _locked_flags(where: int | str) -> int:
+    """The flags of where's mount (an fd, or a path) that a user namespace cannot drop."""
+    flags = os.statvfs(linux.fd_path(where) if isinstance(where, int) else where).f_flag
     return sum(ms for st, ms in _STATVFS_LOCKED.items() if flags & st)
 
 
@@ -181,17 +181,18 @@ def _mount_cgroup2(root: int, target: int, m: Mount) -> None:
     """
     try:
         linux.mount("cgroup2", linux.fd_path(target), "cgroup2", m.flags)
+        return
     except OSError as err:
         if err.errno not in (errno.EPERM, errno.EBUSY):
             raise
-        linux.mount("/sys/fs/cgroup", linux.fd_path(target), None, linux.MS_BIND | linux.MS_REC)
+    linux.mount("/sys/fs/cgroup", linux.fd_path(target), None, linux.MS_BIND | linux.MS_REC)
+    top = _mounted(root, m.destination, target)
+    try:
         flags = m.flags & ~(linux.MS_BIND | linux.MS_REC)
-        top = _mounted(root, m.destination, target)
-        try:
-            linux.mount(None, linux.fd_path(top), None,
-                        linux.MS_BIND | linux.MS_REMOUNT | flags | _locked_flags(top))
-        finally:
-            os.close(top)
+        linux.mount(None, linux.fd_path(top), None,
+                    linux.MS_BIND | linux.MS_REMOUNT | flags | _locked_flags(top))
+    finally:
+        os.close(top)
 
 
 _DEVICE_KINDS = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}

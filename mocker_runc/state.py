@@ -33,6 +33,8 @@ class ContainerState(Record):
     ready: bool = False        # create finished: init waits on the fifo
     cgroups_path: str = ""
     cgroup_paths: dict = {}   # controller -> directory, from create
+    systemd_unit: str = ""    # --systemd-cgroup: the unit systemd made (and its slice)
+    systemd_slice: str = ""
     annotations: dict = {}
     config: dict = {}
     owner: str = ""

@@ -93,6 +93,21 @@ def test_redirects_do_not_carry_authorization_elsewhere(registry, tmp_path):
     assert_all_blobs_verified(layout)
 
 
+def test_a_gzip_coding_front_is_undone_before_the_digests(registry, tmp_path):
+    # RFC 9110 8.4: Content-Encoding is a coding of the representation, not part of
+    # the blob; the digest is of the bytes the registry stored. Blob requests ask
+    # for no coding (their bytes are compressed already); this front codes anyway.
+    layout = tmp_path / "layout"
+    with FaultyRegistry(registry.url, gzip=True) as proxy:
+        fetch("--layout", layout, f"{proxy.host}/layered")
+    image = registry.images["layered:latest"]
+    assert proxy.gzipped == 3 + len(image.layers)      # /v2/, manifest, config, layers
+    assert all(h.get("Accept-Encoding") == "identity" for _, _, h in proxy.blob_requests())
+    for digest, data in image.blobs.items():
+        assert _blob_file(layout, digest).read_bytes() == data
+    assert_all_blobs_verified(layout)
+
+
 def test_interrupted_pull_leaves_nothing_visible_and_resumes(registry, big_image, tmp_path):
     layout = tmp_path / "layout"
     digest = _layer_digest(big_image)

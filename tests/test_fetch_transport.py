@@ -1,5 +1,6 @@
-"""mocker-fetch's HTTP transport as a user sees it: keep-alive connections, and the
-HTTP_PROXY / NO_PROXY environment, through a small forward proxy on loopback."""
+"""mocker-fetch's HTTP transport (a requests.Session) as a user sees it: TLS against
+the system's CAs, keep-alive connections, requests kept to a minimum. Proxies and
+certs.d: tests/test_fetch_network.py."""
 
 import contextlib
 import http.client
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.test_fetch_pull import assert_all_blobs_verified, fetch, index_entries
+from tests.test_fetch_pull import assert_all_blobs_verified, fetch
 
 _FORWARDED = ("Content-Type", "Content-Length", "Docker-Content-Digest", "WWW-Authenticate",
               "Location", "Content-Range")
@@ -80,12 +81,6 @@ def running(relay: Relay):
         relay.server.server_close()
 
 
-@pytest.fixture
-def proxy():
-    with running(Relay()) as relay:
-        yield relay
-
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1: (cert, key) paths."""
@@ -95,40 +90,6 @@ def certificate(tmp_path_factory):
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     return cert, key
-
-
-def proxy_env(url: str, no_proxy: str = "") -> dict:
-    return {"HTTP_PROXY": url, "http_proxy": url, "NO_PROXY": no_proxy, "no_proxy": no_proxy}
-
-
-def test_pulls_through_the_proxy_named_by_http_proxy_on_one_connection(registry, proxy,
-                                                                        tmp_path):
-    layout = tmp_path / "layout"
-    fetch("-j", "1", "--layout", layout, f"{registry.host}/layered",
-          env=proxy_env(proxy.url))
-    assert f"{registry.host}/layered:latest" in index_entries(layout)
-    assert_all_blobs_verified(layout)
-    urls = [url for _, url in proxy.seen]
-    assert urls[0] == f"http://{registry.host}/v2/"
-    assert sum("/blobs/sha256:" in url for url in urls) == 1 + len(
-        registry.images["layered:latest"].layers)
-    # Keep-alive: with one download at a time, every request went over one connection.
-    assert len({port for port, _ in proxy.seen}) == 1
-
-
-def test_no_proxy_skips_the_proxy(registry, proxy, tmp_path):
-    fetch("--layout", tmp_path / "layout", f"{registry.host}/library/busybox",
-          env=proxy_env(proxy.url, no_proxy="127.0.0.1"))
-    assert proxy.seen == []
-
-
-def test_a_proxy_that_is_down_is_unreachable(registry, tmp_path):
-    from mocker_common.errors import ExitCode
-    from tests.fixtures.registry import free_port
-    result = fetch("-q", "--layout", tmp_path / "layout", f"{registry.host}/library/busybox",
-                   env=proxy_env(f"http://127.0.0.1:{free_port()}"), check=False)
-    assert result.returncode == ExitCode.UNREACHABLE, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_a_token_pull_asks_for_no_more_than_it_needs(token_registry, tmp_path):
@@ -157,10 +118,13 @@ def test_a_loopback_registry_behind_tls_is_pulled_over_https(registry, certifica
 
 
 def test_tls_is_verified_against_the_system_ca_store(registry, certificate, monkeypatch):
-    from mocker_fetch.transport import Transport
+    # Not certifi's bundle, which requests would use: the system's, as Docker does.
+    import requests
+    from mocker_fetch.transport import Transport, describe
     with running(Relay(registry.host, certificate)) as front:
-        with pytest.raises(ssl.SSLCertVerificationError):
+        with pytest.raises(requests.exceptions.SSLError) as failed:
             Transport("test").request("GET", f"https://{front.host}/v2/")
+        assert describe(failed.value) == ("self-signed certificate", "verify")
         with Transport("test", verify=False).request("GET", f"https://{front.host}/v2/") as answer:
             assert answer.status_code == 200   # --insecure
         # SSL_CERT_FILE replaces the system store (OpenSSL reads it): now it is trusted.
@@ -173,7 +137,7 @@ def test_a_keep_alive_connection_the_server_closed_is_replaced():
     # Servers close idle keep-alive connections when they like; the next request on
     # one must go out again on a new connection, not fail the pull.
     import socket
-    from mocker_fetch.transport import Transport
+    from mocker_fetch.transport import Transport, read_body
     listener = socket.create_server(("127.0.0.1", 0))
     accepted = []
 
@@ -193,7 +157,7 @@ def test_a_keep_alive_connection_the_server_closed_is_replaced():
     try:
         for _ in range(2):
             with transport.request("GET", url) as answer:
-                assert answer.read() == b"ok"
+                assert read_body(answer, 100) == b"ok"
     finally:
         transport.close()
         server.join(timeout=10)

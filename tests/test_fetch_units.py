@@ -244,3 +244,92 @@ def test_a_valid_pull_never_imports_jsonschema():
     result = subprocess.run([sys.executable, "-c", code, json.dumps(image.manifest),
                              json.dumps(image.config)], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# -- proxies as Go programs choose them (proxy.py) -------------------------------------
+
+@pytest.mark.parametrize("url, no_proxy, proxied", [
+    ("https://198.51.100.7:5000/v2/", "", True),
+    ("https://198.51.100.7:5000/v2/", "198.51.100.0/24", False),
+    ("https://198.51.100.7:5000/v2/", "198.51.100.7:5000", False),
+    ("https://198.51.100.7:5000/v2/", "198.51.100.7:5001", True),
+    ("https://[2001:db8::7]:5000/v2/", "2001:db8::/32", False),
+    ("https://[2001:db8::7]:5000/v2/", "[2001:db8::7]:5000", False),
+    ("https://registry.example.com/v2/", "example.com", False),
+    ("https://example.com/v2/", "example.com", False),
+    ("https://example.com/v2/", ".example.com", True),
+    ("https://registry.example.com/v2/", "*.example.com", False),
+    ("https://notexample.com/v2/", "example.com", True),
+    ("https://registry.example.com:443/v2/", "registry.example.com:443", False),
+    ("https://registry.example.com/v2/", "registry.example.com:5000", True),
+    ("https://registry.example.com/v2/", "*", False),
+    ("https://REGISTRY.example.com/v2/", "Registry.Example.COM", False),
+    ("http://127.0.0.1:5000/v2/", "", False),
+    ("http://127.3.4.5:5000/v2/", "", False),
+    ("http://[::1]:5000/v2/", "", False),
+    ("http://localhost:5000/v2/", "", False),
+])
+def test_proxy_choice_follows_go(url, no_proxy, proxied):
+    from mocker_fetch.proxy import proxy_for
+    environ = {"HTTPS_PROXY": "proxy.example:3128", "HTTP_PROXY": "proxy.example:3128",
+               "NO_PROXY": no_proxy}
+    assert (proxy_for(url, environ) == "http://proxy.example:3128") is proxied
+
+
+def test_proxy_variables_upper_case_first_and_schemes():
+    from mocker_fetch.proxy import proxy_for, redact, scrub
+    url = "https://198.51.100.7/v2/"
+    assert proxy_for(url, {"https_proxy": "http://low:1"}) == "http://low:1"
+    assert proxy_for(url, {"https_proxy": "http://low:1", "HTTPS_PROXY": "http://UP:1"}) == \
+        "http://UP:1"
+    assert proxy_for(url, {"HTTP_PROXY": "http://p:1"}) is None      # only for http://
+    assert proxy_for(url, {"HTTPS_PROXY": "socks5://p:1"}) == "socks5h://p:1"
+    assert proxy_for(url, {"HTTPS_PROXY": "https://p:1"}) == "https://p:1"
+    assert proxy_for("http://198.51.100.7/v2/", {"HTTP_PROXY": "http://p:1",
+                                                   "REQUEST_METHOD": "GET"}) is None  # CGI
+    assert redact("http://ann:s3cret@p:1") == "http://ann:xxxxx@p:1"
+    assert redact("http://p:1") == "http://p:1"
+    assert scrub("failed: http://ann:s%40cret@p:1", {"HTTPS_PROXY": "http://ann:s%40cret@p:1"}) \
+        == "failed: http://ann:xxxxx@p:1"
+
+
+# -- registry trust (trust.py) ----------------------------------------------------------
+
+def test_registries_conf_insecure_matches_the_closest_location(tmp_path, monkeypatch):
+    from mocker_fetch.trust import is_insecure
+    conf = tmp_path / "containers" / "registries.conf"
+    conf.parent.mkdir()
+    conf.write_text('[[registry]]\nlocation = "198.51.100.7:5000"\ninsecure = true\n\n'
+                    '[[registry]]\nlocation = "*.corp.example"\ninsecure = true\n\n'
+                    '[[registry]]\nlocation = "safe.corp.example"\ninsecure = false\n')
+    monkeypatch.setenv("MOCKER_ETC", str(tmp_path))
+    monkeypatch.delenv("CONTAINERS_REGISTRIES_CONF", raising=False)
+    monkeypatch.setenv("MOCKER_ROOT", str(tmp_path / "root"))
+    assert is_insecure("198.51.100.7:5000") and is_insecure("a.corp.example")
+    assert not is_insecure("198.51.100.7:5001") and not is_insecure("safe.corp.example")
+    assert is_insecure("127.0.0.1:1") and is_insecure("localhost")
+    conf.write_text("[[registry]\n")
+    with pytest.raises(MockerError, match="is not valid TOML"):
+        is_insecure("198.51.100.7:5000")
+
+
+def test_daemon_json_insecure_registries_by_name_and_cidr(tmp_path, monkeypatch):
+    from mocker_fetch.trust import is_insecure
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "daemon.json").write_text(
+        '{"insecure-registries": ["http://reg.example:5000", "198.51.100.0/24", "2001:db8::/32"]}')
+    monkeypatch.setenv("MOCKER_ETC", str(tmp_path))
+    monkeypatch.setenv("MOCKER_ROOT", str(tmp_path / "root"))
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(tmp_path / "none.conf"))
+    assert is_insecure("reg.example:5000") and is_insecure("198.51.100.9:443")
+    assert is_insecure("[2001:db8::1]:5000")
+    assert not is_insecure("203.0.113.1:5000")
+
+
+@pytest.mark.parametrize("bad", ["http://ann:pw-9x@[::1", "http://ann:pw-9x@host:port",
+                                 "http://ann:pw-9x@"])
+def test_a_proxy_url_that_does_not_parse_is_refused_without_its_password(bad):
+    from mocker_fetch.proxy import proxy_for
+    with pytest.raises(MockerError) as refused:
+        proxy_for("https://198.51.100.7/v2/", {"HTTPS_PROXY": bad})
+    assert "pw-9x" not in str(refused.value) and "is not a URL" in str(refused.value)

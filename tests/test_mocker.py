@@ -549,7 +549,7 @@ def test_image_prune_frees_the_layers_of_removed_images(cleanup, mirror, unique)
 
 
 @pytest.mark.parametrize("verb", ["run", "ps", "logs", "exec", "stop", "kill", "start", "restart",
-                                  "rm", "inspect", "port", "pull", "images"])
+                                  "rm", "inspect", "port", "pull", "images", "login", "logout"])
 def test_help(verb):
     done = mocker(verb, "--help")
     assert done.returncode == 0 and "usage" in done.stdout.lower(), done.stderr

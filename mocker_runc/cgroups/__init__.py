@@ -8,6 +8,10 @@
     cg.kill_all(signal.SIGKILL)
     cg.remove()                                                  # at `delete`
 
+With systemd=True (mocker-runc --systemd-cgroup) systemd makes the cgroup as a
+transient unit (systemd.py); create() then only prepares it, and the unit is
+started once the container's first process exists: `if cg.needs_pid: cg.start(pid)`.
+
 The host's hierarchies are found at run time (hierarchies.py): v1, v2, or hybrid
 (v1 controllers plus a controller-less v2 tree, used like v1 and joined too).
 Importing this package costs only the standard library: the version modules
@@ -23,7 +27,8 @@ __all__ = ["Cgroup", "Layout", "Mount", "create", "detect", "from_paths", "load"
 
 
 def create(cgroups_path: str, resources: dict, container_id: str, *,
-           devices: list | None = None, layout: Layout | None = None) -> Cgroup:
+           devices: list | None = None, layout: Layout | None = None,
+           systemd: bool = False) -> Cgroup:
     """Create the container's cgroup and apply linux.resources to it.
 
     cgroups_path is the runtime-spec linux.cgroupsPath ("" means /mocker/<id>);
@@ -31,7 +36,7 @@ def create(cgroups_path: str, resources: dict, container_id: str, *,
     of runc's defaults replaces that default's rule (cgroups/devices.py).
     On failure nothing this call made is left behind.
     """
-    cgroup = load(cgroups_path, container_id, layout=layout)
+    cgroup = load(cgroups_path, container_id, layout=layout, systemd=systemd)
     resources = resources or {}
     made = cgroup.make(resources)
     try:
@@ -43,9 +48,15 @@ def create(cgroups_path: str, resources: dict, container_id: str, *,
     return cgroup
 
 
-def load(cgroups_path: str, container_id: str, *, layout: Layout | None = None) -> Cgroup:
+def load(cgroups_path: str, container_id: str, *, layout: Layout | None = None,
+         systemd: bool = False) -> Cgroup:
     """The cgroup of an existing container (nothing is created or checked)."""
     layout = layout or detect()
+    if systemd:
+        from .systemd import SystemdCgroup, parse_cgroups_path
+        place = parse_cgroups_path(cgroups_path, container_id)
+        # the cgroupfs driver's object for the unit's cgroup, an absolute path
+        return SystemdCgroup(place, load(place.cgroup(), container_id, layout=layout))
     if layout.mode == "v2":
         from .v2 import V2Cgroup
         return V2Cgroup.locate(layout, cgroups_path, container_id)
@@ -55,14 +66,20 @@ def load(cgroups_path: str, container_id: str, *, layout: Layout | None = None) 
     raise MockerError("no cgroup hierarchy is mounted (none in /proc/self/mountinfo)")
 
 
-def from_paths(paths: dict[str, str]) -> Cgroup:
+def from_paths(paths: dict[str, str], systemd_unit: str = "", systemd_slice: str = "") -> Cgroup:
     """The cgroup whose directories create() returned in `.paths` (saved in state).
 
     Safer than load() for a relative cgroupsPath, which depends on the cgroup
-    of the process that resolves it.
+    of the process that resolves it. A container made by systemd also names
+    its unit (and slice), which delete stops and update changes.
     """
     if set(paths) == {"unified"}:
         from .v2 import V2Cgroup
-        return V2Cgroup(paths, mountpoint=None)
-    from .v1 import V1Cgroup
-    return V1Cgroup(paths)
+        files = V2Cgroup(paths, mountpoint=None)
+    else:
+        from .v1 import V1Cgroup
+        files = V1Cgroup(paths)
+    if systemd_unit:
+        from .systemd import SystemdCgroup, UnitPlace
+        return SystemdCgroup(UnitPlace(systemd_slice, systemd_unit), files)
+    return files

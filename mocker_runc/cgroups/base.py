@@ -36,6 +36,7 @@ class Cgroup:
     """A container's cgroup: `paths` maps a controller (or "unified") to its directory."""
 
     version = 0
+    needs_pid = False   # the systemd driver: the cgroup exists once start(pid) made it
 
     def __init__(self, paths: dict[str, str]):
         self.paths = dict(paths)
@@ -56,6 +57,9 @@ class Cgroup:
     def update(self, resources: dict) -> None:
         """Change the limits of a live container (runc update): only the given fields."""
         self.apply(resources)
+
+    def start(self, pid: int) -> None:
+        """Make the cgroup around its first process (only where needs_pid)."""
 
     def add(self, pid: int, only: list[str] | None = None) -> None:
         """Move process pid (and its future children) into the cgroup, in every

@@ -10,6 +10,23 @@ MEMORY_FIELDS = ("limit", "reservation", "swap", "swappiness", "disableOOMKiller
 CPU_FIELDS = ("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "idle")
 CPUSET_FIELDS = ("cpus", "mems")
 
+# The devices every container may use whatever its config says, as runc
+# allows them (libcontainer/specconv AllowedDevices): mknod of any device
+# (using one still needs a rule), the null-like devices, ttys and ptys, tun.
+DEFAULT_DEVICE_RULES = [
+    {"type": "c", "access": "m"},
+    {"type": "b", "access": "m"},
+    {"type": "c", "major": 1, "minor": 3, "access": "rwm"},    # /dev/null
+    {"type": "c", "major": 1, "minor": 5, "access": "rwm"},    # /dev/zero
+    {"type": "c", "major": 1, "minor": 7, "access": "rwm"},    # /dev/full
+    {"type": "c", "major": 1, "minor": 8, "access": "rwm"},    # /dev/random
+    {"type": "c", "major": 1, "minor": 9, "access": "rwm"},    # /dev/urandom
+    {"type": "c", "major": 5, "minor": 0, "access": "rwm"},    # /dev/tty
+    {"type": "c", "major": 5, "minor": 2, "access": "rwm"},    # /dev/ptmx
+    {"type": "c", "major": 136, "access": "rwm"},              # /dev/pts/*
+    {"type": "c", "major": 10, "minor": 200, "access": "rwm"},  # /dev/net/tun
+]
+
 
 def is_set(value) -> bool:
     """True for a value the config really sets (not null, 0, "" or false)."""
@@ -50,3 +67,14 @@ def needed_controllers(resources: dict, v2: bool = False) -> list[str]:
 def pids_max(limit: int) -> str:
     """pids.max for a pids.limit: a negative limit means no limit ("max")."""
     return "max" if limit < 0 else str(limit)
+
+
+def device_rules(rules: list, devices: list) -> list[dict]:
+    """The whole device allow-list, in order, as runc builds it: deny all, the
+    config's linux.resources.devices, then the default devices and the
+    config's linux.devices (a "u" is an unbuffered char device; a fifo needs no rule)."""
+    kinds = {"c": "c", "u": "c", "b": "b"}
+    extra = [{"type": kinds[d["type"]], "major": d.get("major"), "minor": d.get("minor"),
+              "access": "rwm"} for d in devices if d.get("type") in kinds]
+    return ([{"allow": False, "type": "a", "access": "rwm"}] + list(rules)
+            + [dict(rule, allow=True) for rule in DEFAULT_DEVICE_RULES + extra])
