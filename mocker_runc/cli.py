@@ -113,6 +113,26 @@ def _exec_args(p):
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
+def _events_args(p):
+    p.add_argument("--stats", action="store_true", help="print the usage figures once, then exit")
+    p.add_argument("--interval", type=duration, default=5.0, metavar="DURATION",
+                   help="time between two stats events (runc's 5s, 500ms, 1m)")
+    p.add_argument("id")
+
+
+def duration(text: str) -> float:
+    """A Go-style duration as runc takes it: 5s, 500ms, 1m, 1.5s."""
+    for unit, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(unit):
+            try:
+                seconds = float(text[:-len(unit)]) * scale
+            except ValueError:
+                break
+            if seconds > 0:
+                return seconds
+    raise argparse.ArgumentTypeError(f"{text!r} is not a duration (like 5s or 500ms)")
+
+
 def _spec_args(p):
     p.add_argument("-b", "--bundle", default=".")
     p.add_argument("--rootless", action="store_true", help=argparse.SUPPRESS)
@@ -190,6 +210,7 @@ VERB_ARGS = {
     "pause": ("freeze every process of the container", _id),
     "resume": ("thaw a paused container", _id),
     "devices": ("print the device rules and their cgroup v2 eBPF program", _devices_args),
+    "events": ("print the container's cgroup usage as JSON (--stats: once)", _events_args),
 }
 
 # global flags that take a value (`--root DIR`): the word after them is not the verb
@@ -431,6 +452,15 @@ def do_update(store, args):
     container.update(store, args.id, resources)
 
 
+def do_events(store, args):
+    # runc's events: one {"type": "stats"} object per line, from the cgroup's files
+    if args.stats:
+        print(json.dumps(container.stats_event(store, args.id)))
+        return
+    for event in container.events(store, args.id, args.interval):
+        print(json.dumps(event), flush=True)
+
+
 def do_pause(store, args):
     container.pause(store, args.id, freeze=True)
 
@@ -472,4 +502,5 @@ VERBS = {
     "kill": do_kill, "delete": do_delete, "list": do_list, "ps": do_ps, "exec": do_exec,
     "spec": do_spec, "features": do_features, "update": do_update, "pause": do_pause, "resume": do_resume,
     "devices": do_devices,
+    "events": do_events,
 }

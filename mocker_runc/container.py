@@ -336,15 +336,18 @@ def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:
     cg = cgroup_of(st)
     if store.status(st, cg) == "stopped":
         raise NotRunning("container not running")
-    pids = cg.pids() if all_processes else [st.pid]
-    for pid in pids or [st.pid]:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            if not all_processes:
-                raise NotRunning("no such process") from None
-    if all_processes and sig == signal.SIGKILL and cg.state() == "paused":
-        cg.thaw()   # a frozen process cannot die
+    if all_processes and cg.pids():
+        # runc kill --all: every process of the cgroup, frozen meanwhile so that
+        # none forks away; SIGKILL on cgroup v2 is one write to cgroup.kill.
+        cg.kill_all(sig)
+        if sig == signal.SIGKILL and cg.state() == "paused":
+            cg.thaw()   # a process frozen by the v1 freezer cannot die
+        return
+    try:
+        os.kill(st.pid, sig)
+    except ProcessLookupError:
+        if not all_processes:
+            raise NotRunning("no such process") from None
 
 
 def delete(store: Store, cid: str, force: bool = False) -> None:
@@ -385,6 +388,33 @@ def update(store: Store, cid: str, resources: dict) -> None:
             linux_config = st.config.get("linux") or {}
             cg.apply_devices((linux_config.get("resources") or {}).get("devices") or [],
                              linux_config.get("devices") or [])
+
+
+def stats_event(store: Store, cid: str) -> dict:
+    """runc events --stats: the cgroup's usage figures (cpu, memory, pids)."""
+    st = store.load(cid)
+    cg = cgroup_of(st)
+    if store.status(st, cg) == "stopped":
+        raise NotRunning("container not running")
+    return {"type": "stats", "id": cid, "data": cg.stats()}
+
+
+def events(store: Store, cid: str, interval: float):
+    """runc events: a stats event every interval, and an "oom" event when the
+    kernel's OOM killer has struck in the container since the last look, until
+    the container stops."""
+    ooms = None
+    while True:
+        try:
+            event = stats_event(store, cid)
+        except NotRunning:
+            return
+        count = event["data"].get("memory", {}).get("oom_kill", 0)
+        if ooms is not None and count > ooms:
+            yield {"type": "oom", "id": cid}
+        ooms = count
+        yield event
+        time.sleep(interval)
 
 
 def pause(store: Store, cid: str, freeze: bool) -> None:

@@ -124,7 +124,8 @@ def _own_cgroups() -> list[tuple[str, str, str]]:
 
 
 def _mount_cgroups(target: str, m: Mount, own_namespace: bool) -> None:
-    """A `cgroup` mount: a tmpfs holding, per v1 hierarchy, the container's own cgroup.
+    """A `cgroup` mount. On a v1 or hybrid host: a tmpfs holding, per v1
+    hierarchy, the container's own cgroup; on a pure v2 host, cgroup2 itself.
 
     Like runc on this kind of host (v1 controllers plus an empty v2 tree at
     unified, which it leaves out), the container sees only its own cgroup:
@@ -133,8 +134,11 @@ def _mount_cgroups(target: str, m: Mount, own_namespace: bool) -> None:
     itself stays writable, as under runc 1.1.
     """
     _make_target(target, False)
+    own = _own_cgroups()
+    if all(controllers == "" for _, controllers, _ in own):
+        return _mount_cgroup2(target, m)
     linux.mount("tmpfs", target, "tmpfs", m.flags & ~linux.MS_RDONLY, "mode=755")
-    for name, controllers, path in _own_cgroups():
+    for name, controllers, path in own:
         host = os.path.join("/sys/fs/cgroup", name, path.lstrip("/"))
         if name == "unified" or not os.path.isdir(host):
             continue
@@ -146,6 +150,24 @@ def _mount_cgroups(target: str, m: Mount, own_namespace: bool) -> None:
         else:
             linux.mount(host, inside, None, linux.MS_BIND | linux.MS_REC)
             linux.mount(None, inside, None, linux.MS_BIND | linux.MS_REMOUNT | m.flags)
+
+
+def _mount_cgroup2(target: str, m: Mount) -> None:
+    """A pure cgroup v2 host: the one hierarchy, as runc mounts it.
+
+    A fresh cgroup2 mount, which the kernel roots at the root of our cgroup
+    namespace: the container's own cgroup in a cgroup namespace, the host's
+    root without one. Where the kernel refuses (a user namespace without a
+    cgroup namespace), runc binds the host's tree instead: so do we.
+    """
+    try:
+        linux.mount("cgroup2", target, "cgroup2", m.flags)
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.EBUSY):
+            raise
+        linux.mount("/sys/fs/cgroup", target, None, linux.MS_BIND | linux.MS_REC)
+        flags = m.flags & ~(linux.MS_BIND | linux.MS_REC)
+        linux.mount(None, target, None, linux.MS_BIND | linux.MS_REMOUNT | flags | _locked_flags(target))
 
 
 def make_device(rootfs: str, dev: Device, in_userns: bool) -> None:
@@ -266,6 +288,10 @@ def finish(spec: Spec) -> None:
         mask_path(path)
     if spec.readonly_root:
         try:
-            linux.mount(None, "/", None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+            # The flags / already has go along: in a user namespace the kernel
+            # refuses a remount that would drop a locked one (the rootfs of a
+            # host whose /var/lib or /tmp is nosuid,nodev), as runc knows too.
+            linux.mount(None, "/", None,
+                        linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | _locked_flags("/"))
         except OSError as err:
             raise _fail("remount / read-only", err) from None

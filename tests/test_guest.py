@@ -57,6 +57,16 @@ def test_qemu_gets_no_network_and_the_root_read_only(tmp_path):
     assert any(a.startswith("virtio-blk-device,") for a in argv)
 
 
+def test_kernel_command_line_turns_v1_off_and_keeps_the_cwd_visible(tmp_path):
+    line = vm.kernel_cmdline(tmp_path, "/tmp/ci/clone", vm.Options(), microvm=True, accel="tcg").split()
+    assert "cgroup_no_v1=all" in line and "pci=off" in line
+    keep = next(arg for arg in line if arg.startswith("guest.keep=")).removeprefix("guest.keep=")
+    assert keep.split(":")[0] == "/tmp/ci/clone"
+    assert vm.python_bin_dir() in keep.split(":")
+    with pytest.raises(ValueError, match="no spaces"):
+        vm.kernel_cmdline(tmp_path, "/tmp/a b", vm.Options(), microvm=True, accel="tcg")
+
+
 def test_guest_env_uses_the_real_interpreter_and_drops_host_paths():
     env = vm.guest_env({"PATH": "/root/.pyenv/shims:/usr/bin", "MOCKER_ROOT": "/tmp/x", "HOME": "/root"})
     assert env["PATH"].split(":")[0] == os.path.dirname(os.path.abspath(os.sys.executable))
@@ -98,3 +108,20 @@ def check_pure_v2_guest(guest, probe):
     assert not probe.exists()   # the guest's writes stay in the guest
     assert lines[6].startswith(os.path.dirname(os.path.abspath(os.sys.executable)))
     assert result.stderr == "to-stderr\n"
+
+
+def test_inner_results_are_read_per_suite(tmp_path):
+    from tests.test_guest_suites import InnerRun, _cases
+    junit = tmp_path / "inner.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_a" name="test_one"/>'
+        '<testcase classname="tests.test_a" name="test_two[runc]"><failure message="boom">trace</failure></testcase>'
+        '<testcase classname="tests.test_b" name="test_three"><skipped message="v1 only"/></testcase>'
+        '</testsuite></testsuites>')
+    inner = InnerRun(result=None, cases=_cases(str(junit)))
+    assert [(c.nodeid, c.outcome) for c in inner.of(["tests/test_a.py"])] == [
+        ("tests/test_a.py::test_one", "passed"), ("tests/test_a.py::test_two[runc]", "failed")]
+    assert [c.nodeid for c in inner.of(["tests/test_a.py::test_two"])] == ["tests/test_a.py::test_two[runc]"]
+    assert inner.of(["tests/test_a.py::test_two"])[0].message == "boom\ntrace"
+    assert [c.outcome for c in inner.of(["tests/test_b.py"])] == ["skipped"]

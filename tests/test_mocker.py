@@ -26,6 +26,7 @@ import pytest
 
 from mocker_common import paths
 from tests.conftest import need_root, need_tool
+from tests.fixtures import cgroupfs
 from tests.test_net_helpers import free_port, network  # noqa: F401 - a fixture
 
 BUSYBOX = "busybox"  # docker.io/library/busybox:latest, served by the mirror
@@ -173,11 +174,16 @@ def test_hostname_and_init(cleanup):
 def test_pids_and_cpu_limits(cleanup, unique):
     cid = mocker("run", "-d", "--name", unique, "--pids-limit", "12", "--cpus", "0.5", BUSYBOX,
                  "sleep", "60", check=True).stdout.strip()
-    pids = list(Path("/sys/fs/cgroup/pids").glob(f"**/{cid}/pids.max"))
+    if cgroupfs.is_v2():   # one directory; cpu.max holds "QUOTA PERIOD"
+        pids = list(Path("/sys/fs/cgroup").glob(f"**/{cid}/pids.max"))
+        quota = [p.with_name("cpu.max").read_text().split() for p in pids]
+        assert [int(q) / int(p) for q, p in quota] == [0.5]
+    else:
+        pids = list(Path("/sys/fs/cgroup/pids").glob(f"**/{cid}/pids.max"))
+        quota = list(Path("/sys/fs/cgroup/cpu").glob(f"**/{cid}/cpu.cfs_quota_us"))
+        period = [int(p.with_name("cpu.cfs_period_us").read_text()) for p in quota]
+        assert [int(q.read_text()) / p for q, p in zip(quota, period)] == [0.5]
     assert [p.read_text().strip() for p in pids] == ["12"]
-    quota = list(Path("/sys/fs/cgroup/cpu").glob(f"**/{cid}/cpu.cfs_quota_us"))
-    period = [int(p.with_name("cpu.cfs_period_us").read_text()) for p in quota]
-    assert [int(q.read_text()) / p for q, p in zip(quota, period)] == [0.5]
     # Over the limit, fork fails inside the container.
     forks = mocker("exec", unique, "sh", "-c", "for i in $(seq 20); do sleep 5 & done; wait")
     assert "can't fork" in forks.stderr or forks.returncode != 0, forks
@@ -237,7 +243,7 @@ def _leftovers(cid: str, network, port: int | None) -> list[str]:  # noqa: F811
         left.append("nft rule")
     if cid[:12] in subprocess.run(["mocker-net", "ls"], capture_output=True, text=True).stdout:
         left.append("lease")
-    if list(Path("/sys/fs/cgroup").glob(f"*/mocker/{cid}")):
+    if list(Path("/sys/fs/cgroup").glob(f"*/mocker/{cid}")) + list(Path("/sys/fs/cgroup").glob(f"mocker/{cid}")):
         left.append("cgroup")
     for base in (os.environ["MOCKER_ROOT"], os.environ["MOCKER_RUN"]):
         left += [f"state {p}" for p in Path(base).rglob(f"*{cid}*")]

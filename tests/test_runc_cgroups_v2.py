@@ -1,17 +1,22 @@
 """mocker_runc.cgroups on cgroup v2.
 
-A v2 hierarchy WITH controllers cannot exist on this machine: its controllers
-are all bound to v1 hierarchies, and the cgroup2 tree at /sys/fs/cgroup/unified
-has none (but hugetlb). So:
+On the hybrid development hosts a v2 hierarchy WITH controllers cannot exist:
+the controllers are bound to v1 hierarchies, and the cgroup2 tree at
+/sys/fs/cgroup/unified has none (but hugetlb). So:
 - the v2 limit files (memory.max, cpu.weight, cpu.max, pids.max, ...) are
   tested on a FAKE cgroup tree in a temp dir: plain files laid out as the
   kernel would (cgroup.controllers, cgroup.subtree_control, the leaf's files);
 - what v2 does without controllers (mkdir, cgroup.procs, cgroup.freeze and
   cgroup.events, rmdir) is tested on the REAL unified tree, used as if it were
-  a pure v2 host.
+  a pure v2 host;
+- on a pure v2 host, which CI boots (tests/guest, tests/test_guest_suites.py),
+  the `v2_host` tests at the end check the same against the kernel's files.
 """
 
 import os
+import signal
+import subprocess
+import time
 
 import pytest
 
@@ -19,7 +24,7 @@ from mocker_common.errors import MockerError
 from mocker_runc import cgroups
 from mocker_runc.cgroups import hierarchies, v2
 from tests.conftest import need_root
-from tests.test_runc_cgroups import check_freeze_and_thaw, kill_all_and_remove
+from tests.test_runc_cgroups import check_freeze_and_thaw, kill_all_and_remove, spawn_in, wait_until
 
 MiB = 1 << 20
 CONTROLLERS = "cpuset cpu io memory hugetlb pids"
@@ -199,6 +204,102 @@ def test_v2_add_pids_freeze_thaw_remove_on_the_real_unified_tree(unified, unique
 
 def test_v2_memory_limit_without_the_controller_is_refused_on_the_real_tree(unique):
     layout = only_v2_layout()
+    if "memory" in open(f"{layout.unified.mountpoint}/cgroup.controllers").read().split():
+        pytest.skip("the memory controller is available here: a pure v2 host")
     with pytest.raises(MockerError, match="memory cgroup controller is not available"):
         cgroups.create(f"/mocker/{unique}", {"memory": {"limit": 64 * MiB}}, unique, layout=layout)
     assert not os.path.exists(f"{layout.unified.mountpoint}/mocker/{unique}")
+
+
+# -- a pure cgroup v2 host (the guest of tests/guest, or any v2 machine) ------------
+
+@pytest.fixture
+def v2_host():
+    """This host's layout, when it is pure cgroup v2 with controllers, as users' hosts are."""
+    need_root()
+    layout = cgroups.detect()
+    if layout.mode != "v2":
+        pytest.skip(f"needs a pure cgroup v2 host (tests/guest boots one); this host is {layout.mode}")
+    return layout
+
+
+@pytest.fixture
+def made_v2(v2_host):
+    groups = []
+    yield groups
+    for cg in groups:
+        kill_all_and_remove(cg)
+
+
+def _kernel_file(cg, name):
+    with open(os.path.join(cg.paths["unified"], name)) as f:
+        return f.read().strip()
+
+
+def test_v2_create_writes_the_limits_the_kernel_keeps(made_v2, unique):
+    resources = {
+        "memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 96 * MiB},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 42},
+        "unified": {"memory.high": str(48 * MiB)},
+    }
+    cg = cgroups.create(f"/mocker/{unique}", resources, unique)
+    made_v2.append(cg)
+    assert cg.paths == {"unified": f"/sys/fs/cgroup/mocker/{unique}"}
+    assert _kernel_file(cg, "memory.max") == str(64 * MiB)
+    assert _kernel_file(cg, "memory.swap.max") == str(32 * MiB)
+    assert _kernel_file(cg, "memory.low") == str(32 * MiB)
+    assert _kernel_file(cg, "memory.high") == str(48 * MiB)
+    assert _kernel_file(cg, "cpu.weight") == "59"          # runc's mapping of 512 shares
+    assert _kernel_file(cg, "cpu.max") == "50000 100000"
+    assert _kernel_file(cg, "cpuset.cpus") == "0"
+    assert _kernel_file(cg, "pids.max") == "42"
+    # every controller reaches the container: its parent delegates them all
+    wanted = {"cpu", "cpuset", "memory", "pids", "io"}
+    assert wanted <= set(_kernel_file(cg, "cgroup.controllers").split())
+
+
+def test_v2_empty_cgroups_path_means_mocker_slash_id_with_the_parent_cpus(made_v2, unique):
+    cg = cgroups.create("", {}, unique)
+    made_v2.append(cg)
+    assert cg.paths["unified"] == f"/sys/fs/cgroup/mocker/{unique}"
+    # v2 cpusets inherit the parent's (unlike v1's empty ones): nothing to copy
+    root_cpus = open("/sys/fs/cgroup/cpuset.cpus.effective").read().strip()
+    assert _kernel_file(cg, "cpuset.cpus.effective") == root_cpus
+
+
+def test_v2_sigkill_to_all_goes_through_cgroup_kill_even_frozen_and_forking(made_v2, unique):
+    # cgroup.kill (Linux 5.14): one write kills the subtree; a fork loop cannot
+    # outrun it, and frozen processes die without a thaw.
+    cg = cgroups.create(f"/mocker/{unique}", {}, unique)
+    made_v2.append(cg)
+    assert os.path.exists(os.path.join(cg.paths["unified"], "cgroup.kill"))
+    forker = spawn_in(cg, [BUSYBOX, "sh", "-c", "while true; do sleep 30 & usleep 10000; done"])
+    sleeper = spawn_in(cg, [BUSYBOX, "sleep", "30"])
+    assert wait_until(lambda: len(cg.pids()) >= 4)
+    cg.freeze()
+    cg.kill_all(signal.SIGKILL)
+    assert forker.wait(timeout=30) == -signal.SIGKILL
+    assert sleeper.wait(timeout=30) == -signal.SIGKILL
+    assert wait_until(lambda: cg.pids() == [])
+    assert _kernel_file(cg, "cgroup.freeze") == "1"   # still the user's pause; the cgroup is empty
+
+
+def test_v2_stats_are_the_kernels_figures(made_v2, unique):
+    cg = cgroups.create(f"/mocker/{unique}", {"memory": {"limit": 64 * MiB}, "pids": {"limit": 10}}, unique)
+    made_v2.append(cg)
+    # a process that holds ~8 MB in a shell variable, then sleeps
+    proc = spawn_in(cg, [BUSYBOX, "sh", "-c", "x=$(head -c 8000000 /dev/zero | tr '\\0' a); sleep 30"])
+    try:
+        assert wait_until(lambda: cg.stats()["memory"]["usage"]["usage"] > 8_000_000, timeout=60)
+        stats = cg.stats()
+        assert stats["memory"]["usage"]["limit"] == 64 * MiB
+        assert stats["memory"]["usage"]["max"] >= stats["memory"]["usage"]["usage"]
+        assert stats["pids"] == {"current": len(cg.pids()), "limit": 10}
+        assert stats["cpu"]["usage"]["total"] > 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+BUSYBOX = "/bin/busybox"

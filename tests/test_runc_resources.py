@@ -14,6 +14,7 @@ import pytest
 
 from mocker_runc import seccomp
 from tests.conftest import need_root, need_tool
+from tests.fixtures import cgroupfs
 from tests.fixtures.bundles import busybox_template, new_bundle, runc_tool  # noqa: F401
 
 MiB = 1 << 20
@@ -51,8 +52,9 @@ def test_cpu_quota_is_written_and_update_changes_it(runc_tool, new_bundle, uniqu
     bundle = new_bundle(["sleep", "60"],
                         edit=with_resources(cpu={"quota": 50000, "period": 100000}))
     runc_tool.detached("run", "-d", "--bundle", str(bundle), unique)
-    read = lambda: runc_tool("exec", unique, "cat", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",  # noqa: E731
-                             "/sys/fs/cgroup/cpu/cpu.cfs_period_us").stdout.split()
+    # v1: cpu.cfs_quota_us and cpu.cfs_period_us; v2: both in cpu.max
+    files = [cgroupfs.inside("cpu.quota")] + ([] if cgroupfs.is_v2() else ["/sys/fs/cgroup/cpu/cpu.cfs_period_us"])
+    read = lambda: runc_tool("exec", unique, "cat", *files).stdout.split()  # noqa: E731
     assert read() == ["50000", "100000"]
     runc_tool("update", "--cpu-quota", "20000", unique, check=True)
     assert read() == ["20000", "100000"]
@@ -60,13 +62,13 @@ def test_cpu_quota_is_written_and_update_changes_it(runc_tool, new_bundle, uniqu
 
 def test_update_takes_runcs_flags(runc_tool, new_bundle, unique):
     runc_tool.detached("run", "-d", "--bundle", str(new_bundle(["sleep", "60"])), unique)
-    files = {"memory/memory.limit_in_bytes": "67108864", "cpu/cpu.shares": "512",
-             "pids/pids.max": "20", "cpuset/cpuset.cpus": "0"}
+    # 512 shares are cpu.weight 59 on v2 (runc's mapping)
+    files = {"memory.limit": "67108864", "cpu.shares": "59" if cgroupfs.is_v2() else "512",
+             "pids.max": "20", "cpuset.cpus": "0"}
     runc_tool("update", "--memory", "64m", "--cpu-share", "512", "--pids-limit", "20",
               "--cpuset-cpus", "0", unique, check=True)
-    for name, value in files.items():
-        assert open(f"/sys/fs/cgroup/{name.replace('/', f'/mocker/{unique}/')}").read().strip() \
-            == value, name
+    for setting, value in files.items():
+        assert cgroupfs.read(f"/mocker/{unique}", setting) == value, setting
     rdt = runc_tool("update", "--l3-cache-schema", "L3:0=ff", unique)
     assert rdt.returncode != 0 and "not supported" in rdt.stderr
     bad = runc_tool("update", "--memory", "lots", unique)

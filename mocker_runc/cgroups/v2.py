@@ -8,6 +8,7 @@ Documentation/admin-guide/cgroup-v2.rst.
 
 import math
 import os
+import signal
 import time
 
 from mocker_common.errors import MockerError
@@ -179,6 +180,15 @@ class V2Cgroup(Cgroup):
                 raise MockerError(f"cannot set {key} (linux.resources.unified): the {controller} "
                                   f"cgroup controller is not available in {self.path}")
         self._write(key, value, f"{key} (linux.resources.unified)")
+
+    def kill_all(self, sig: int) -> None:
+        """SIGKILL through cgroup.kill where the kernel has it (Linux 5.14): the
+        kernel kills the whole subtree at once, frozen or not, and no fork
+        escapes; runc does the same. Other signals: freeze, signal, thaw."""
+        if sig == signal.SIGKILL and os.path.exists(os.path.join(self.path, "cgroup.kill")):
+            self._write("cgroup.kill", 1, "cgroup.kill")
+            return
+        super().kill_all(sig)
 
     # -- pause / resume, statistics ------------------------------------------
 

@@ -30,7 +30,8 @@ Inside the guest:
   MOCKER_ROOT/MOCKER_RUN are dropped (host paths); MOCKER_GUEST=1 is set;
 - /tmp, /var/tmp, /var/lib/{mocker,containers,containerd} and /run are fresh
   tmpfs: overlayfs, which containers use, cannot take the overlay root as its
-  upper layer (a cwd under /tmp is bound back from the host);
+  upper layer (the cwd and the interpreter, if under one of them, are bound
+  back from the host: a CI clone in /tmp works);
 - everything is several times slower than on the host (TCG: software
   emulation; /dev/kvm on these hosts cannot run a stock kernel). Boot to the
   command takes 3-8 s.

@@ -26,7 +26,7 @@ for arg in $(cat /proc/cmdline); do
         guest.run=*) RUN=${arg#guest.run=} ;;        # the per-run dir, shared read-write
         guest.rw=*) RW=${arg#guest.rw=} ;;           # host dirs shared read-write, ':'-separated
         guest.tmpfs=*) TMPFS=${arg#guest.tmpfs=} ;;  # guest dirs that get a fresh tmpfs
-        guest.cwd=*) CWD=${arg#guest.cwd=} ;;
+        guest.keep=*) KEEP=${arg#guest.keep=} ;;    # host paths a tmpfs must not hide
         guest.init=*) INIT=${arg#guest.init=} ;;     # shell or systemd
     esac
 done
@@ -49,17 +49,21 @@ cp /bin/busybox /pid1.sh $N/run/guest/
 
 # overlayfs cannot take an overlay (the root) as its upper layer, and the tests
 # mount overlays (container rootfs, podman storage): those places get a tmpfs.
-# If the cwd lies under one of them, its top folder is bound back from the host.
+# A kept path (the cwd, the interpreter) under one has its top folder bound back.
 i=0
 for dir in $(echo "$TMPFS" | tr ':' ' '); do
     mkdir -p $N$dir $N/run/guest/hidden$i
     mount --bind $N$dir $N/run/guest/hidden$i
     mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs $N$dir
-    case $CWD/ in
-        $dir/*/*) top=${CWD#$dir/}; top=${top%%/*}
-                  mkdir -p $N$dir/$top
-                  mount --bind $N/run/guest/hidden$i/$top $N$dir/$top ;;
-    esac
+    for keep in $(echo "$KEEP" | tr ':' ' '); do
+        case $keep/ in
+            $dir/*/*) top=${keep#$dir/}; top=${top%%/*}
+                      if [ ! -d $N$dir/$top ]; then
+                          mkdir -p $N$dir/$top
+                          mount --bind $N/run/guest/hidden$i/$top $N$dir/$top
+                      fi ;;
+        esac
+    done
     i=$((i+1))
 done
 

@@ -121,7 +121,9 @@ def kernel_cmdline(run_dir: Path, cwd: str, options: Options, microvm: bool, acc
         # cgroup v2 only: no v1 hierarchy can be mounted; systemd reads the second.
         "cgroup_no_v1=all", "systemd.unified_cgroup_hierarchy=1",
         "mitigations=off", "tsc=reliable",
-        f"guest.run={run_dir}", f"guest.cwd={cwd}", f"guest.init={options.init}",
+        f"guest.run={run_dir}", f"guest.init={options.init}",
+        # the cwd and the interpreter stay visible even under a guest tmpfs (a CI clone in /tmp)
+        f"guest.keep={cwd}:{os.path.realpath(sys.prefix)}:{python_bin_dir()}",
         f"guest.tmpfs={':'.join(options.tmpfs)}",
     ]
     if options.rw:
@@ -149,7 +151,7 @@ def qemu_argv(kernel_image: Path, initrd: Path, cmdline: str, run_dir: Path, opt
     if accel == "kvm":
         argv += ["-accel", "kvm", "-cpu", "host"]
     else:
-        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        argv += ["-accel", "tcg,thread=multi", "-cpu", os.environ.get("MOCKER_GUEST_CPU", "max")]
     argv += ["-m", str(options.memory_mib), "-smp", str(options.cpus),
              "-kernel", str(kernel_image), "-initrd", str(initrd), "-append", cmdline,
              "-serial", f"file:{run_dir / 'console.log'}",
