@@ -9,11 +9,11 @@ Volumes.
 
 import json
 import os
-import re
 import resource
 import shutil
 from pathlib import Path
 
+from mocker_common import names
 from mocker_common.errors import Conflict, MockerError
 
 from . import log, mount
@@ -25,18 +25,16 @@ from .profile import DEFAULT_CAPABILITIES, DEFAULT_NOFILE
 from .remount import write_layer_record
 from .rootdir import RootDir, container_parts, make_dirs_in_root, read_file_in_root, remove_tree
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
 def container_id(name: str | None, bundle_dir: Path | None) -> str:
     """--name, else the bundle directory's name if it makes a good id, else a new
     random id (64 hex digits, as Docker's)."""
     if name:
-        if not _NAME.match(name):
-            raise MockerError(f"invalid container name {name!r}: use letters, digits, '_', '.', '-'")
-        return name
+        return names.container_name(name)
     dir_name = Path(bundle_dir).resolve().name if bundle_dir else ""
-    return dir_name if _NAME.match(dir_name) else os.urandom(32).hex()
+    try:
+        return names.container_name(dir_name)
+    except names.InvalidName:
+        return os.urandom(32).hex()
 
 
 def host_defaults(opts: BundleOptions, bundle_dir: Path) -> BundleOptions:

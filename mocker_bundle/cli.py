@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from mocker_common import cli, paths
+from mocker_common import cli, names, paths
 from mocker_common.errors import MockerError
 
 PROG = "mocker-bundle"
@@ -79,7 +79,7 @@ def bundle_options(args, container_id: str):
     return BundleOptions(
         container_id=container_id, command=args.command, entrypoint=args.entrypoint,
         env=parse_env(args.env, os.environ), user=args.user, workdir=args.workdir,
-        hostname=args.hostname, tty=args.tty, read_only=args.read_only,
+        hostname=names.hostname(args.hostname) if args.hostname else None, tty=args.tty, read_only=args.read_only,
         memory=parse_memory(args.memory) if args.memory else None,
         cpus=parse_cpus(args.cpus) if args.cpus else None, pids_limit=args.pids_limit,
         binds=[parse_bind(v) for v in args.volume], network=parse_network(args.network, ports),

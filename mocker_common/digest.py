@@ -14,7 +14,7 @@ CHUNK = 1 << 20
 
 def parse_digest(digest: str) -> tuple[str, str]:
     """Split "sha256:abc…" into ("sha256", "abc…"), refusing anything else."""
-    match = _DIGEST_RE.match(digest or "")
+    match = _DIGEST_RE.fullmatch(digest or "")
     if not match or len(match.group(2)) != _HEX_LENGTH[match.group(1)]:
         raise MockerError(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
     return match.group(1), match.group(2)

@@ -25,11 +25,17 @@ from . import manifest
 from .auth import Credentials, lookup_credentials
 from .layout import Layout
 from .progress import Progress
-from mocker_common.reference import Reference
-from .registry import Registry
+from mocker_common.reference import DOCKER_HUB, Reference
+from .config import MIRROR_ENV
+from .registry import NoConnection, Registry
 from .sink import Sink
 
 log = logging.getLogger("mocker.fetch")
+
+# Said with "cannot reach registry" for Docker Hub when no mirror is set: the
+# offline route of the README (scripts/local-registry serves busybox).
+OFFLINE_HINT = (f"offline? pull through a mirror: export {MIRROR_ENV}=HOST:PORT, e.g. 127.0.0.1:5000 "
+                "after scripts/local-registry start && scripts/local-registry seed")
 
 # Docker schema2 -> OCI: what skopeo does when it copies into an oci: layout,
 # and what umoci needs to read it. The blobs stay the same; only names change.
@@ -80,7 +86,12 @@ def _from_first_endpoint(ref, layout, options, progress) -> dict:
             return copy_image(registry, ref, layout, options, progress)
         except MockerError as err:
             log.warning("mirror %s: %s; trying %s", mirror, err, ref.registry)
-    return copy_image(_connect(ref, options), ref, layout, options, progress)
+    try:
+        return copy_image(_connect(ref, options), ref, layout, options, progress)
+    except NoConnection as err:
+        if ref.registry != DOCKER_HUB or options.mirrors:
+            raise
+        raise NoConnection(f"{err} ({OFFLINE_HINT})") from None
 
 
 def _connect(ref: Reference, options: PullOptions, mirror: str | None = None) -> Registry:

@@ -38,6 +38,10 @@ TIMEOUT = (10, 60)              # connect, read (seconds)
 MANIFEST_ACCEPT = ", ".join((*MANIFESTS, *INDEXES, *SCHEMA1))
 
 
+class NoConnection(Unreachable):
+    """Not one answer from the registry's host: no route, no name, refused."""
+
+
 class Cancelled(Exception):
     """Raised inside a download when another part of the pull asked to stop."""
 
@@ -106,7 +110,7 @@ class Registry:
                 self._challenge = response.headers.get("WWW-Authenticate")
                 return
             last = f"HTTP {response.status_code} from {base}/v2/ (not a registry API?)"
-        raise Unreachable(f"cannot reach registry {self.host}: {_reason(last)}")
+        raise NoConnection(f"cannot reach registry {self.host}: {_reason(last)}")
 
     def get_manifest(self, repository: str, key: str) -> Fetched:
         """GET a manifest or index by tag or digest; refuse what is not one."""
@@ -226,7 +230,7 @@ class Registry:
         try:
             return self._send(method, url, headers)
         except NETWORK_ERRORS as err:
-            raise Unreachable(f"cannot reach registry {self.host}: {_reason(err)}") from None
+            raise NoConnection(f"cannot reach registry {self.host}: {_reason(err)}") from None
 
     def _send(self, method, url, headers):
         """One request, following redirects ourselves so that Authorization

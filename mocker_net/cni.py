@@ -17,6 +17,7 @@ import json
 import os
 from pathlib import Path
 
+from mocker_common import names
 from mocker_common.errors import MockerError, NotFound
 
 from . import core, etcfiles
@@ -42,6 +43,18 @@ def _env(name: str, required: bool = True) -> str:
     return value
 
 
+def _checked_env(name: str, check) -> str:
+    """A variable that becomes a file name or `ip` text: checked by its rule first."""
+    try:
+        return check(_env(name))
+    except names.InvalidName as err:
+        raise CniError(INVALID_ENV, f"{name}: {err}")
+
+
+def _container_id() -> str:
+    return _checked_env("CNI_CONTAINERID", lambda v: names.container_name(v, "container id"))
+
+
 def _read_config(text: str) -> dict:
     try:
         conf = json.loads(text)
@@ -53,6 +66,11 @@ def _read_config(text: str) -> dict:
     if version not in SUPPORTED:
         raise CniError(INCOMPATIBLE_VERSION, f"cniVersion {version!r} is not supported",
                        f"supported: {', '.join(SUPPORTED)}")
+    if "name" in conf:   # CNI spec: the network's name, [A-Za-z0-9][A-Za-z0-9_.-]*
+        try:
+            names.container_name(conf["name"], "network name")
+        except names.InvalidName as err:
+            raise CniError(INVALID_CONFIG, str(err))
     return conf
 
 
@@ -80,7 +98,8 @@ def _port_mappings(conf: dict) -> list[PortMapping]:
 def add(conf: dict) -> dict:
     net = _network(conf)
     record = core.setup(net, core.Attachment(
-        id=_env("CNI_CONTAINERID"), netns=_env("CNI_NETNS"), ifname=_env("CNI_IFNAME"),
+        id=_container_id(), netns=_env("CNI_NETNS"),
+        ifname=_checked_env("CNI_IFNAME", names.interface_name),
         ports=_port_mappings(conf), caller="cni"))
     return result(conf["cniVersion"], record, net.subnet.prefixlen, net.dns)
 
@@ -123,10 +142,10 @@ def run(stdin_text: str) -> dict | None:
             return add(conf)
         if command == "DEL":
             # DEL must succeed when there is nothing (left) to delete.
-            core.teardown(_env("CNI_CONTAINERID"))
+            core.teardown(_container_id())
             return None
         if command == "CHECK":
-            core.check(_env("CNI_CONTAINERID"))
+            core.check(_container_id())
             return None
     except NotFound as err:
         raise CniError(UNKNOWN_CONTAINER, str(err))

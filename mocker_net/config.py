@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mocker_common import paths
+from mocker_common import names, paths
 from mocker_common.errors import MockerError
 
 DEFAULT_BRIDGE = "mocker0"
@@ -86,8 +86,12 @@ def resolve(bridge: str | None = None, subnet: str | None = None,
 
 
 def parse_ifname(name: str) -> str:
-    if not _IFNAME_RE.match(name):
-        raise MockerError(f"invalid interface name {name!r}: 1-{IFNAMSIZ} letters, digits, '_', '-', '.'")
+    """A bridge name: the kernel's rule, and only the characters an nftables
+    table name (mocker_<bridge>) and our file names can hold."""
+    names.interface_name(name, "bridge name")
+    if not _IFNAME_RE.fullmatch(name):
+        raise names.InvalidName(f"invalid bridge name {name!r}: 1-{IFNAMSIZ} letters, digits, "
+                                f"'_', '-', '.'")
     return name
 
 

@@ -17,7 +17,7 @@ Annotations read (from the state, else from the bundle's config.json):
 import json
 from pathlib import Path
 
-from mocker_common import files
+from mocker_common import files, names
 from mocker_common.errors import MockerError
 
 from . import core
@@ -65,9 +65,17 @@ def attachment(state: dict) -> core.Attachment:
         netns=f"/proc/{pid}/ns/net",
         mode=annotations.get(NETWORK) or "bridge",
         ports=parse_ports(annotations.get(PORTS)),
-        hostname=annotations.get(HOSTNAME) or spec.get("hostname") or state["id"][:12],
+        hostname=_hostname(annotations.get(HOSTNAME) or spec.get("hostname"), state["id"]),
         rootfs=rootfs,
     )
+
+
+def _hostname(given: str | None, container_id: str) -> str:
+    """The name written into the container's /etc/hosts and /etc/hostname: a given one
+    must be a hostname (RFC 1123), or a newline in it would add lines of its own."""
+    if given:
+        return names.hostname(given)
+    return core.store.check_id(container_id)[:12]
 
 
 def up(net: NetConfig, stdin_text: str) -> None:

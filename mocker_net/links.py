@@ -28,26 +28,51 @@ def _ip_argv(netns: str | None) -> list[str]:
     return (["nsenter", f"--net={netns}"] if netns else []) + ["ip"]
 
 
-def ip(what: str, *commands: str, netns: str | None = None) -> str:
+def ip(what: str, *commands: str | tuple[str, str], netns: str | None = None) -> str:
     """Run `ip` commands (one `ip -batch` run for several); a failure is one line
-    saying what failed and what the kernel answered. Returns ip's output."""
+    saying what failed, at which line, and what the kernel answered. Returns ip's output.
+
+    A command may come with its undo, as (command, undo): when a later line of
+    the batch fails, the undos of the lines that ran are run, last first, so a
+    failed batch leaves nothing of itself behind.
+    """
+    pairs = [c if isinstance(c, tuple) else (c, "") for c in commands]
     argv = _ip_argv(netns)
-    for command in commands:
+    for command, _ in pairs:
         step(" ".join(argv + [command]))
-    if len(commands) == 1:
-        argv, stdin = argv + commands[0].split(), None
+    if len(pairs) == 1:
+        done = _run(what, argv + pairs[0][0].split())
     else:
-        argv, stdin = argv + ["-batch", "-"], "".join(c + "\n" for c in commands)
+        done = _run(what, argv + ["-batch", "-"], "".join(c + "\n" for c, _ in pairs))
+    if done.returncode == 0:
+        return done.stdout
+    # ip -batch stops at the first failure and says "Command failed -:N" after
+    # the kernel's answer; lines 1..N-1 took effect.
+    answers = [line for line in done.stderr.splitlines() if line.strip()]
+    failed = next((int(line.rsplit(":", 1)[1]) for line in answers
+                   if line.startswith("Command failed -:")), 0)
+    answers = [line for line in answers if not line.startswith("Command failed")]
+    answer = answers[-1] if answers else f"ip exited with {done.returncode}"
+    if failed:
+        _undo([undo for _, undo in pairs[:failed - 1] if undo], argv)
+        answer += f" (line {failed}: {pairs[failed - 1][0]})"
+    raise MockerError(f"{what}: {answer}")
+
+
+def _run(what: str, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
     try:
-        done = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True)
     except FileNotFoundError:
         raise MockerError(f"{what}: {argv[0]} is not installed (iproute2, util-linux)") from None
-    if done.returncode != 0:
-        # ip -batch adds "Command failed -:N" after the kernel's answer.
-        answers = [line for line in done.stderr.splitlines()
-                   if line.strip() and not line.startswith("Command failed")]
-        raise MockerError(f"{what}: {answers[-1] if answers else f'ip exited with {done.returncode}'}")
-    return done.stdout
+
+
+def _undo(undos: list[str], argv: list[str]) -> None:
+    """Take back what the first lines of a failed batch did, last first; -force goes
+    on past an undo that fails (the original failure is the one to report)."""
+    if undos:
+        for command in reversed(undos):
+            step(" ".join(argv + [command]) + "   # undo")
+        _run("undo", argv + ["-force", "-batch", "-"], "".join(c + "\n" for c in reversed(undos)))
 
 
 def link_exists(ifname: str) -> bool:
@@ -61,11 +86,22 @@ def sysctl(key: str, value: str) -> None:
         path.write_text(value)
 
 
+def with_broadcast(address: ipaddress.IPv4Interface) -> str:
+    """`ADDR/LEN broadcast BCAST`: `ip addr add` sets no broadcast address unless
+    told (ifconfig then shows Bcast:0.0.0.0); Docker's show their subnet's last
+    address. /31 and /32 have none (RFC 3021)."""
+    if address.network.prefixlen >= 31:
+        return str(address)
+    return f"{address} broadcast {address.network.broadcast_address}"
+
+
 def ensure_bridge(bridge: str, gateway: ipaddress.IPv4Interface, mtu: int) -> None:
     """The bridge with the gateway address, up; created once, then reused."""
-    commands = [] if link_exists(bridge) else [f"link add {bridge} mtu {mtu} type bridge"]
+    # `name` and `dev` before each name: a name such as "up" or "type" is not read as a keyword.
+    commands = [] if link_exists(bridge) else [
+        (f"link add name {bridge} mtu {mtu} type bridge", f"link del dev {bridge}")]
     # `addr replace` adds the address, or leaves it as it is: no need to look first.
-    commands += [f"addr replace {gateway} dev {bridge}", f"link set {bridge} up"]
+    commands += [f"addr replace {with_broadcast(gateway)} dev {bridge}", f"link set dev {bridge} up"]
     ip(f"cannot set up bridge {bridge}", *commands)
     # Containers reach other networks through the host: the host must route.
     sysctl("net.ipv4.ip_forward", "1")
@@ -77,7 +113,7 @@ def add_veth(bridge: str, host_ifname: str, netns: str, ifname: str, mac: str, m
     """A veth pair: one end on the bridge, up; the other made right in the
     container's namespace, with its final name and MAC (veth(4): `peer ... netns`)."""
     ip(f"cannot create veth {host_ifname}",
-       f"link add {host_ifname} mtu {mtu} master {bridge} up type veth "
+       f"link add name {host_ifname} mtu {mtu} master {bridge} up type veth "
        f"peer name {ifname} mtu {mtu} address {mac} netns {netns}")
     # A container reaching its own published port gets its packets back through
     # the port they came in by; a bridge only does that in hairpin mode.
@@ -89,9 +125,9 @@ def configure_container_side(netns: str, ifname: str, address: ipaddress.IPv4Int
                              gateway: ipaddress.IPv4Address) -> None:
     """Inside the container's namespace: eth0 addressed and up, lo up, a default route."""
     ip(f"cannot configure {ifname} in {netns}",
-       f"addr add {address} dev {ifname}",
-       f"link set {ifname} up",
-       "link set lo up",
+       (f"addr add {with_broadcast(address)} dev {ifname}", f"addr del {address} dev {ifname}"),
+       (f"link set dev {ifname} up", f"link set dev {ifname} down"),
+       "link set dev lo up",
        f"route add default via {gateway}",
        netns=netns)
 
@@ -105,7 +141,7 @@ def delete_link(ifname: str) -> None:
     if not link_exists(ifname):
         return
     try:
-        ip(f"cannot delete {ifname}", f"link del {ifname}")
+        ip(f"cannot delete {ifname}", f"link del dev {ifname}")
     except MockerError:
         if link_exists(ifname):
             raise

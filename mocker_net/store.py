@@ -12,14 +12,11 @@ at setup, so it works after the container's processes died with SIGKILL.
 
 import contextlib
 import os
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from mocker_common import files, paths
-from mocker_common.errors import MockerError
+from mocker_common import files, names, paths
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass
@@ -60,9 +57,8 @@ class ContainerRecord:
 
 
 def check_id(container_id: str) -> str:
-    if not isinstance(container_id, str) or not _ID_RE.match(container_id):
-        raise MockerError(f"invalid container id {container_id!r}")
-    return container_id
+    """A container id names its record file: the CNI spec's rule for CNI_CONTAINERID."""
+    return names.container_name(container_id, "container id")
 
 
 def lock():

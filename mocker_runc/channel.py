@@ -72,10 +72,15 @@ class Channel:
         return msg, fds
 
     def wait_closed(self) -> None:
-        """Wait for the other side to close (e.g. by execve); raise if it sent an error."""
-        line = self.reader.readline()
-        if line:
-            self._parse(line)
+        """Wait for the other side to close (e.g. by execve); raise if it sent an error,
+        or if the exec trampoline wrote why its execve failed (trampoline.py)."""
+        data = self.reader.read()
+        if data:
+            from .trampoline import failure_message
+            message = failure_message(data)
+            if message is not None:
+                raise InitError(message)
+            self._parse(data)
 
     def expect(self, kind: str) -> dict:
         msg, _ = self.recv()

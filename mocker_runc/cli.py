@@ -10,7 +10,7 @@ import os
 import sys
 
 from mocker_common import __version__
-from mocker_common.cli import english_argparse
+from mocker_common.cli import english_argparse, parse
 from mocker_common.errors import ExitCode, MockerError
 
 from . import container, foreground
@@ -209,8 +209,8 @@ VERB_ARGS = {
     "update": ("change the cgroup limits of a running container", _update_args),
     "pause": ("freeze every process of the container", _id),
     "resume": ("thaw a paused container", _id),
-    "devices": ("print the device rules and their cgroup v2 eBPF program", _devices_args),
     "events": ("print the container's cgroup usage as JSON (--stats: once)", _events_args),
+    "devices": ("print the device rules and their cgroup v2 eBPF program", _devices_args),
 }
 
 # global flags that take a value (`--root DIR`): the word after them is not the verb
@@ -262,13 +262,18 @@ def main(argv=None) -> int:
     # skips it in its passes and in the interpreter's teardown (~4 ms a run).
     gc.freeze()
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(chosen_verb(argv)).parse_args(argv)
+    if "_ARGCOMPLETE" in os.environ:   # the shell completes a word: it needs every verb's flags
+        args = parse(build_parser(), argv)
+    else:
+        args = build_parser(chosen_verb(argv)).parse_args(argv)
     log = RunLog(args.log, args.log_format, args.debug)
     try:
         if args.systemd_cgroup:
             raise MockerError("--systemd-cgroup is not supported: mocker-runc manages "
                               "cgroupfs directly (drop the flag)", ExitCode.USAGE)
         store = Store(args.root or _default_root())
+        if args.verb not in ("spec", "features"):   # the two that use no state
+            store.check_owner()
         log.debug(f"{args.verb} {getattr(args, 'id', '')}")
         return int(VERBS[args.verb](store, args) or 0)
     except MockerError as err:
@@ -400,7 +405,8 @@ def _process_from_flags(store, args) -> specs.Process:
         proc.additional_gids = args.additional_gids
     if args.no_new_privs:
         proc.no_new_privileges = True
-    if args.cap and proc.capabilities is not None:
+    if args.cap:
+        proc.capabilities = proc.capabilities or specs.Capabilities()
         extra = specs.cap_mask(args.cap)
         for field in ("bounding", "effective", "permitted", "ambient"):
             setattr(proc.capabilities, field, getattr(proc.capabilities, field) | extra)
@@ -501,6 +507,6 @@ VERBS = {
     "create": do_create, "start": do_start, "run": do_run, "state": do_state,
     "kill": do_kill, "delete": do_delete, "list": do_list, "ps": do_ps, "exec": do_exec,
     "spec": do_spec, "features": do_features, "update": do_update, "pause": do_pause, "resume": do_resume,
-    "devices": do_devices,
     "events": do_events,
+    "devices": do_devices,
 }

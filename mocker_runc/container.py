@@ -14,7 +14,7 @@ import time
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 
-from . import cgroups, init, linux
+from . import cgroups, hostmounts, init, linux, lsm, sysctls, trampoline
 from . import spec as specs
 from .channel import Channel, InitError
 from .record import Record
@@ -67,6 +67,9 @@ def create(store: Store, cid: str, bundle: str, opts: CreateOptions) -> Launched
     st = ContainerState(id=cid, bundle=spec.bundle, rootfs=spec.rootfs, created=utc_now(),
                         cgroups_path=spec.cgroups_path, annotations=spec.annotations,
                         config=spec.raw, no_new_keyring=opts.no_new_keyring)
+    if spec.namespace("mount") is None:
+        # runtime-spec: an unlisted namespace is the runtime's; so are the mounts made in it
+        st.premounted = hostmounts.snapshot(spec.rootfs)
     undo = _Undo(store, spec, st)
     try:
         with store.lock(cid):
@@ -88,11 +91,15 @@ def create(store: Store, cid: str, bundle: str, opts: CreateOptions) -> Launched
 def _check_host(spec: specs.Spec) -> None:
     """What runc's config validation refuses, checked before anything is made."""
     from .process import check_rlimits
-    if spec.namespace("mount") is None:
-        raise specs.SpecError("config.json needs a mount namespace (linux.namespaces)")
     if (spec.hostname or spec.domainname) and spec.namespace("uts") is None:
         raise specs.SpecError("unable to set hostname without a private UTS namespace")
+    if (spec.masked_paths or spec.readonly_paths) and spec.namespace("mount") is None:
+        # the masks would be mounts in the runtime's namespace, seen by all (runc refuses too)
+        raise specs.SpecError("maskedPaths and readonlyPaths need a mount namespace "
+                              "(linux.namespaces)")
     check_rlimits(spec.process)
+    sysctls.check(spec)
+    lsm.check(spec)
 
 
 def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
@@ -105,14 +112,17 @@ def _launch_init(store, spec, st, opts, cgroup, undo) -> Launched:
     flags = sum(ns.flag for ns in spec.namespaces if not ns.path and ns.type != "user")
     init.preload(spec.process, bool(spec.hooks["createContainer"] or spec.hooks["startContainer"]))
     seccomp_filter = build_seccomp_filter(spec.seccomp, store)
+    exe_fd = trampoline.sealed_fd()   # the init's last execve goes through it (CVE-2019-5736)
     middle = fork_in(cgroup)
     if middle == 0:
         ours.close()
         init.guarded(theirs, init.middle, theirs, cgroup.self_join_files(), joins,
                      spec.new_namespace("user"), flags,
-                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, st.id, opts)
+                     init.container_init, theirs, spec, seccomp_filter, fifo_fd, exe_fd,
+                     st.id, opts)
     theirs.close()
     os.close(fifo_fd)
+    os.close(exe_fd)
     undo.middle = middle
     launched = Launched(0)
     try:
@@ -241,9 +251,17 @@ class _Undo:
         if self.cgroup is not None:
             kill_and_wait(self.cgroup.pids())
             self.cgroup.remove()
+        release_mounts(self.st)
         self.store.remove(self.st.id)
         if self.poststop:   # runtime-spec: a failed create goes on with delete's poststop
             _run_hooks("poststop", self.spec, self.store.spec_state(self.st, "stopped"))
+
+
+def release_mounts(st: ContainerState) -> None:
+    """A container without a mount namespace of its own made its mounts in ours:
+    take them away with it (runc leaves them)."""
+    if st.premounted is not None:
+        hostmounts.release(st.rootfs, st.premounted)
 
 
 def kill_and_wait(pids: list[int], timeout: float = 5.0) -> None:
@@ -316,7 +334,7 @@ def _release_init(fifo: str, timeout_ms: int = 30_000) -> None:
     if failure == _START:
         raise NotRunning("the container's init died before it could start the program")
     if failure:
-        raise InitError(failure.decode(errors="replace"))
+        raise InitError(trampoline.failure_message(failure) or failure.decode(errors="replace"))
 
 
 def parse_signal(text: str) -> int:
@@ -369,6 +387,7 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
         if pids:
             kill_and_wait(pids)
         cg.remove()
+        release_mounts(st)
         store.remove(cid)
     # runtime-spec: poststop runs after the container is deleted; failures are warnings.
     _run_saved_hooks("poststop", st, store.spec_state(st, "stopped"))

@@ -11,7 +11,7 @@ the process's code, or 128 + the signal that killed it.
 import os
 import signal
 
-from . import init, linux
+from . import init, linux, lsm, trampoline
 from . import spec as specs
 from .channel import Channel
 from .container import (CreateOptions, NotRunning, cgroup_of, create, delete,
@@ -126,21 +126,33 @@ def exec_(store: Store, cid: str, proc: specs.Process, opts: ExecOptions) -> int
     if status != "running":
         raise NotRunning(f"cannot exec in a {status} container" if status != "stopped"
                          else "container not running")
+    lsm.check_process(proc)
+    if proc.capabilities is None:
+        # as runc: a process.json without capabilities gets the container's own
+        # (and a container that has none gives none)
+        proc.capabilities = specs.parse_process(st.config["process"]).capabilities
     forwarder = None
     if not opts.detach:
         forwarder = SignalForwarder()
         linux.set_child_subreaper()
     ours, theirs = Channel.pair(with_fds=proc.terminal)
     joins = _namespaces_of(st.pid)
+    root_fd = None
+    if not any(flag == linux.CLONE_NEWNS for _, flag in joins):   # it shares our mounts
+        root_fd = os.open(f"/proc/{st.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     init.preload(proc, False)
     seccomp_filter = build_seccomp_filter((st.config.get("linux") or {}).get("seccomp"), store)
+    exe_fd = trampoline.sealed_fd()   # the last execve goes through it (CVE-2019-5736)
     middle = fork_in(cg)
     if middle == 0:
         ours.close()
         init.guarded(theirs, init.middle, theirs, cg.self_join_files(), joins, False, 0,
-                     init.exec_process, theirs, proc, seccomp_filter,
-                     None if st.no_new_keyring else st.id, opts.preserve_fds)
+                     init.exec_process, theirs, proc, seccomp_filter, exe_fd,
+                     None if st.no_new_keyring else st.id, opts.preserve_fds, root_fd)
     theirs.close()
+    os.close(exe_fd)
+    if root_fd is not None:
+        os.close(root_fd)
     pid, master = 0, None
     try:
         ours.send("go")

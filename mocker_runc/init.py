@@ -17,7 +17,7 @@ import os
 
 from mocker_common.errors import MockerError
 
-from . import linux, process, rootfs
+from . import linux, lsm, process, rootfs
 from .cgroups.base import join_self
 from .channel import Channel
 from .spec import Process, Spec
@@ -88,6 +88,9 @@ def _new_session_keyring(cid: str) -> None:
 def middle(chan: Channel, tasks_files: list[str], joins: list[tuple[str, int]], user_ns: bool,
            unshare_flags: int, next_step, *args) -> None:
     """Join the cgroup and the namespaces, fork the container's process, report its pid."""
+    # Before any namespace is joined: from inside, no one may open our /proc/PID/exe
+    # (the host's Python), mem, environ or fds. Our children inherit it, until execve.
+    linux.set_dumpable(False)
     join_self(tasks_files)         # v1; the cgroup2 one we were forked into (container.fork_in)
     chan.expect("go")
     # Open them all first: once in the container's mount namespace, /proc is its own.
@@ -103,6 +106,7 @@ def middle(chan: Channel, tasks_files: list[str], joins: list[tuple[str, int]], 
         chan.send("userns")        # the runtime writes uid_map and gid_map
         chan.expect("mapped")
         linux.set_user(0, 0, [])   # root of the new namespace, all its capabilities
+        linux.set_dumpable(False)  # the change of user reset it
     if unshare_flags:
         try:
             linux.unshare(unshare_flags)
@@ -125,13 +129,14 @@ def middle(chan: Channel, tasks_files: list[str], joins: list[tuple[str, int]], 
 
 # --- container init (create) ---------------------------------------------------
 
-def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, cid: str,
-                   opts) -> None:
+def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, exe_fd: int,
+                   cid: str, opts) -> None:
     """runtime-spec runtime.md#lifecycle steps 2-6, inside the new namespaces.
 
-    opts is create's container.CreateOptions.
+    exe_fd is the sealed exec trampoline (trampoline.py); opts is create's
+    container.CreateOptions.
     """
-    _close_other_fds(chan.fds() | {fifo_fd} | set(opts.preserve_fds))
+    _close_other_fds(chan.fds() | {fifo_fd, exe_fd} | set(opts.preserve_fds))
     _pass_on(opts.preserve_fds)
     if not opts.no_new_keyring:
         _new_session_keyring(cid)
@@ -140,8 +145,6 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, cid:
     if spec.new_namespace("network"):
         linux.link_up("lo")
     rootfs.prepare(spec, in_userns)
-    cwd = rootfs.secure_join(spec.rootfs, spec.process.cwd)
-    os.makedirs(cwd, exist_ok=True)
     slave = None
     if spec.process.terminal:
         slave = _make_console(chan, spec)
@@ -157,13 +160,14 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, cid:
     # runtime-spec: createContainer hooks run in the container's namespaces, before pivot_root.
     _run_hooks("createContainer", spec, state)
 
-    rootfs.enter(spec.rootfs, opts.no_pivot)
+    rootfs.enter(spec.rootfs, opts.no_pivot, spec.namespace("mount") is not None)
     rootfs.finish(spec)
     if slave is not None:
         _attach_terminal(slave)     # setsid, and the pty as controlling terminal
     else:
         linux.new_session()         # as under runc: the container's init leads its session
     process.set_limits(spec.process)
+    lsm.apply_on_exec(spec.process)   # as runc: while root, for the execve to come
     program = process.lookup(spec.process)
     seccomp_filter = process.load_seccomp_if_privileged(spec.process, seccomp_filter)
     process.become_user(spec.process)
@@ -176,9 +180,11 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, cid:
     os.read(fifo_fd, 1)
     try:
         state["status"] = "running"
-        _run_hooks("startContainer", spec, state)
+        # files of the container, started through the trampoline like the program
+        _run_hooks("startContainer", spec, state, exe_fd)
         process.lock_privileges(spec.process, seccomp_filter)
-        process.execute(program, spec.process)
+        # the trampoline reports a failed execve on the fifo itself
+        process.execute(program, spec.process, exe_fd, report_fd=fifo_fd)
     except BaseException as err:  # noqa: BLE001 - never unwind into the runtime's code
         os.write(fifo_fd, describe(err).encode())
         os._exit(127)
@@ -202,18 +208,22 @@ def preload(proc: Process, container_hooks: bool) -> None:
         from . import hooks  # noqa: F401
 
 
-def _run_hooks(point: str, spec: Spec, state: dict) -> None:
+def _run_hooks(point: str, spec: Spec, state: dict, exe_fd: int | None = None) -> None:
     if spec.hooks[point]:
         from . import hooks
-        hooks.run_hooks(point, spec.hooks[point], state)
+        hooks.run_hooks(point, spec.hooks[point], state, exe_fd)
 
 
 def _make_console(chan: Channel, spec: Spec) -> str:
     """A pty on the container's own devpts; the master goes to the runtime."""
-    ptmx = rootfs.secure_join(spec.rootfs, "/dev/pts/ptmx")
-    if not os.path.exists(ptmx):
-        ptmx = "/dev/ptmx"
-    master, slave = linux.open_pty_master(ptmx)
+    ptmx = rootfs.console_ptmx(spec.rootfs)
+    try:
+        # through the fd's /proc/self/fd link: that very node, opened again
+        master, slave = linux.open_pty_master(linux.fd_path(ptmx) if ptmx is not None
+                                              else "/dev/ptmx")
+    finally:
+        if ptmx is not None:
+            os.close(ptmx)
     if spec.process.console_size:
         from .terminal import set_window_size
         set_window_size(master, *spec.process.console_size)
@@ -221,7 +231,7 @@ def _make_console(chan: Channel, spec: Spec) -> str:
     chan.send("console", fds=[master])
     os.close(master)
     # the slave's path as the container will see it after pivot_root
-    return "/dev/pts/" + os.path.basename(slave) if ptmx != "/dev/ptmx" else slave
+    return "/dev/pts/" + os.path.basename(slave) if ptmx is not None else slave
 
 
 def _attach_terminal(slave_path: str) -> None:
@@ -235,14 +245,22 @@ def _attach_terminal(slave_path: str) -> None:
 
 # --- exec process ------------------------------------------------------------------
 
-def exec_process(chan: Channel, proc: Process, seccomp_filter, cid: str | None,
-                 preserve_fds: list[int]) -> None:
+def exec_process(chan: Channel, proc: Process, seccomp_filter, exe_fd: int, cid: str | None,
+                 preserve_fds: list[int], root_fd: int | None = None) -> None:
     """Inside a running container's namespaces: become its process and execve.
 
-    cid names the container's session keyring to join (None: join none).
+    exe_fd is the sealed exec trampoline; cid names the container's session
+    keyring to join (None: join none). root_fd, when the container shares our
+    mount namespace: its init's root (/proc/PID/root), to chroot into; joining
+    a mount namespace sets the root by itself, sharing one does not (runc then
+    leaves exec on the host's /).
     """
-    _close_other_fds(chan.fds() | set(preserve_fds))
+    _close_other_fds(chan.fds() | {exe_fd} | set(preserve_fds) | ({root_fd} - {None}))
     _pass_on(preserve_fds)
+    if root_fd is not None:
+        os.fchdir(root_fd)
+        linux.chroot(".")
+        os.close(root_fd)
     if cid is not None:
         _new_session_keyring(cid)   # the container's own, found by its name
     if proc.terminal:
@@ -254,9 +272,11 @@ def exec_process(chan: Channel, proc: Process, seccomp_filter, cid: str | None,
         os.close(master)
         _attach_terminal(slave)
     process.set_limits(proc)
+    lsm.apply_on_exec(proc)
     program = process.lookup(proc)
     seccomp_filter = process.load_seccomp_if_privileged(proc, seccomp_filter)
     process.become_user(proc)
     chan.send("ready")             # from here, only execve errors remain (reported below)
     process.lock_privileges(proc, seccomp_filter)
-    process.execute(program, proc)
+    # a failed execve: the trampoline writes why on the channel (Channel.wait_closed)
+    process.execute(program, proc, exe_fd, report_fd=chan.write_fd)

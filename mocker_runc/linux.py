@@ -8,6 +8,7 @@ call's name) on failure, which the callers turn into one-line errors.
 """
 
 import ctypes
+import errno
 import fcntl
 import os
 import resource
@@ -425,3 +426,90 @@ def link_up(name: str) -> None:
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh14x", name.encode(), flags | _IFF_UP))
     finally:
         os.close(sock)
+
+
+# --- what a hostile image must not reach: our binary, paths outside the rootfs ---
+# (CVE-2019-5736 and CVE-2021-30465; docs/runc.md "An image that attacks the host")
+
+PR_SET_DUMPABLE = 4
+# <linux/memfd.h>: MFD_EXEC (Linux 6.3) says "this memfd is meant to be executed",
+# which a host with vm.memfd_noexec = 1 otherwise refuses
+_MFD_EXEC = 0x0010
+_SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+
+
+def set_dumpable(on: bool) -> None:
+    """prctl(PR_SET_DUMPABLE): a non-dumpable process's /proc/PID/exe, mem, environ
+    and fd/* open only for a process with CAP_SYS_PTRACE over the host (ptrace(2))."""
+    prctl(PR_SET_DUMPABLE, int(on))
+
+
+def sealed_memfd(name: str, data: bytes) -> int:
+    """A close-on-exec memfd holding data; its seals forbid any write, resize or new seal."""
+    flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
+    try:
+        fd = os.memfd_create(name, flags | _MFD_EXEC)
+    except OSError:   # EINVAL: a kernel before 6.3 knows no MFD_EXEC
+        fd = os.memfd_create(name, flags)
+    try:
+        os.write(fd, data)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def exec_fd(fd: int, argv: list[str], env: dict[str, str]) -> None:
+    """execveat(fd, "", AT_EMPTY_PATH) (glibc's fexecve): run the file fd holds.
+
+    Where the kernel or a seccomp filter refuses execveat, execve of
+    /proc/self/fd/N; only if that names the same file: a /proc the container
+    mounted over could name another (it would still run with the user's creds).
+    """
+    try:
+        os.execve(fd, argv, env)
+    except OSError as err:
+        if err.errno not in (errno.ENOSYS, errno.EPERM):
+            raise
+        proc_path = f"/proc/self/fd/{fd}"
+        if not os.path.samestat(os.stat(proc_path), os.fstat(fd)):
+            raise
+        os.execve(proc_path, argv, env)
+
+
+# <linux/openat2.h>: how openat2(2) resolves a path
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+_OPENAT2 = 437    # the same number on every architecture
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2) (Linux 5.6): open path below dirfd, resolved as `resolve` says.
+    OSError ENOSYS on an older kernel (or where seccomp hides it)."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    return _check(_libc.syscall(_OPENAT2, dirfd, _b(path), ctypes.byref(how),
+                                ctypes.sizeof(how)), "openat2", path)
+
+
+def mount_id(fd: int) -> int:
+    """The id of the mount fd is on (proc(5): /proc/self/fdinfo's mnt_id)."""
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("mnt_id:"):
+                return int(line.split()[1])
+    raise OSError(errno.ENOENT, "no mnt_id in fdinfo", f"/proc/self/fdinfo/{fd}")
+
+
+def fd_path(fd: int) -> str:
+    """A path the kernel resolves to exactly fd's file (a /proc magic link): where
+    mount(2) and friends act on what fd holds, not on a name looked up again."""
+    return f"/proc/self/fd/{fd}"

@@ -16,8 +16,8 @@ import signal
 
 from mocker_common.errors import MockerError
 
-from . import linux
-from .spec import Process
+from . import linux, trampoline
+from .spec import Capabilities, Process
 
 # host caps of this process, read once: can we raise a hard rlimit?
 _CAP_SYS_RESOURCE = 24
@@ -83,18 +83,20 @@ def set_limits(process: Process) -> None:
 
 
 def become_user(process: Process) -> None:
-    """Switch to process.user and set the capability sets (config.md#linux-process)."""
-    caps = process.capabilities
+    """Switch to process.user and set the capability sets (config.md#linux-process).
+
+    No process.capabilities means no capabilities at all, as under runc: a
+    config must ask for each one (fail closed)."""
+    caps = process.capabilities or Capabilities()
     try:
-        if caps is not None:
-            linux.drop_bounding(caps.bounding)
+        linux.drop_bounding(caps.bounding)
         linux.keep_caps(True)
         linux.set_user(process.uid, process.gid, process.additional_gids)
+        linux.set_dumpable(False)   # a change of user resets it to fs.suid_dumpable
         linux.keep_caps(False)
-        if caps is not None:
-            linux.capset(caps.effective, caps.permitted, caps.inheritable)
-            if caps.ambient:
-                linux.raise_ambient(caps.ambient & caps.permitted & caps.inheritable)
+        linux.capset(caps.effective, caps.permitted, caps.inheritable)
+        if caps.ambient:
+            linux.raise_ambient(caps.ambient & caps.permitted & caps.inheritable)
     except OSError as err:
         raise ProcessError(f"set user {process.uid}:{process.gid} and capabilities: "
                            f"{err.strerror}") from None
@@ -141,14 +143,20 @@ def home_of(uid: int) -> str:
     return "/"
 
 
-def execute(program: str, process: Process) -> None:
+def execute(program: str, process: Process, exe_fd: int, report_fd: int) -> None:
+    """Become the program, through the sealed trampoline (trampoline.py): the last
+    execve is made by a process whose /proc/self/exe cannot be written.
+
+    report_fd learns why, if the trampoline's execve fails (trampoline.argv).
+    """
     # Python ignores SIGPIPE and SIGXFSZ; execve keeps "ignored", so give the program
     # the defaults it expects (or `yes | head -1` would never end by SIGPIPE).
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)
     env = dict(e.partition("=")[::2] for e in process.env)
     env.setdefault("HOME", home_of(process.uid))
+    os.set_inheritable(report_fd, True)   # the trampoline closes it at its own execve
     try:
-        os.execve(program, process.args, env)
+        linux.exec_fd(exe_fd, trampoline.argv(report_fd, program, process.args), env)
     except OSError as err:
         raise ProcessError(f'exec: "{program}": {err.strerror}') from None

@@ -81,6 +81,8 @@ class Process(Record):
     no_new_privileges: bool = False
     oom_score_adj: int | None = None
     console_size: tuple[int, int] | None = None   # (rows, cols)
+    apparmor_profile: str = ""
+    selinux_label: str = ""
 
     def getenv(self, name: str, default: str = "") -> str:
         for item in self.env:
@@ -156,6 +158,7 @@ class Spec(Record):
     hooks: dict[str, list[Hook]]
     annotations: dict[str, str]
     raw: dict
+    mount_label: str = ""
 
     def namespace(self, kind: str) -> Namespace | None:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
@@ -246,10 +249,17 @@ def parse_process(doc: dict) -> Process:
         no_new_privileges=bool(doc.get("noNewPrivileges", False)),
         oom_score_adj=doc.get("oomScoreAdj"),
         console_size=(size["height"], size["width"]) if size else None,
+        apparmor_profile=doc.get("apparmorProfile") or "",
+        selinux_label=doc.get("selinuxLabel") or "",
     )
 
 
-def _mounts(items: list[dict], bundle: str) -> list[Mount]:
+# The filesystems that take an SELinux context= option from linux.mountLabel
+# (runc labels these; proc, sysfs and cgroup files keep the kernel's labels).
+_LABELLED_TYPES = {"tmpfs", "devpts"}
+
+
+def _mounts(items: list[dict], bundle: str, mount_label: str = "") -> list[Mount]:
     mounts = []
     for item in items:
         dest = item.get("destination", "")
@@ -262,6 +272,8 @@ def _mounts(items: list[dict], bundle: str) -> list[Mount]:
         source = item.get("source", "")
         if flags & 0x1000 and not source.startswith("/"):
             source = os.path.join(bundle, source)
+        if mount_label and mtype in _LABELLED_TYPES:   # config-linux.md#mount-label
+            data = ",".join(filter(None, [data, f'context="{mount_label}"']))
         mounts.append(Mount(dest, mtype, source, flags, propagation, data))
     return mounts
 
@@ -328,7 +340,8 @@ def parse(doc: dict, bundle: str) -> Spec:
         bundle=bundle, rootfs=rootfs, readonly_root=bool(root.get("readonly")),
         process=parse_process(doc["process"]),
         hostname=doc.get("hostname"), domainname=doc.get("domainname"),
-        mounts=_mounts(doc.get("mounts") or [], bundle), namespaces=namespaces,
+        mounts=_mounts(doc.get("mounts") or [], bundle, linux.get("mountLabel") or ""),
+        namespaces=namespaces,
         uid_mappings=_idmaps(linux.get("uidMappings")),
         gid_mappings=_idmaps(linux.get("gidMappings")),
         devices=_devices(linux.get("devices")),
@@ -340,6 +353,7 @@ def parse(doc: dict, bundle: str) -> Spec:
         resources=dict(linux.get("resources") or {}),
         seccomp=linux.get("seccomp"), hooks=_hooks(doc.get("hooks")),
         annotations=dict(doc.get("annotations") or {}), raw=doc,
+        mount_label=linux.get("mountLabel") or "",
     )
 
 

@@ -14,7 +14,8 @@ import fcntl
 import json
 import os
 
-from mocker_common.errors import Conflict, MockerError, NotFound
+from mocker_common import names
+from mocker_common.errors import Conflict, ExitCode, MockerError, NotFound
 
 from .record import Record
 from .spec import SPEC_VERSION
@@ -36,6 +37,9 @@ class ContainerState(Record):
     config: dict = {}
     owner: str = ""
     no_new_keyring: bool = False   # create's --no-new-keyring: exec joins no keyring either
+    # no mount namespace of its own: the ids of the mounts at or under the rootfs
+    # before create (hostmounts.py); delete detaches the container's others
+    premounted: list | None = None
 
 
 def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
@@ -43,15 +47,24 @@ def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
 
     Lighter than mocker_common.files.atomic_write, on purpose (this is the
     start path): no fsync, as the state is gone at reboot anyway (runc keeps
-    it on tmpfs), and a fixed temp name, as callers hold the container's lock.
+    it on tmpfs), and no tempfile import. The path may be in a directory others
+    can write (a --pid-file in /tmp): the temp name is unpredictable, and
+    O_EXCL | O_NOFOLLOW refuse a file or symlink planted there, so we never
+    write through a link into someone else's file; rename(2) then replaces
+    whatever sits at path itself, a symlink included, without following it.
     """
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.urandom(8).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -73,9 +86,23 @@ class Store:
     def __init__(self, root: str):
         self.root = root
 
+    def check_owner(self) -> None:
+        """Refuse a --root that others may write: its state.json decides which
+        hooks `delete` runs as root (poststop), and which pid `kill` signals.
+        runc 1.1 takes any directory; we fail closed."""
+        try:
+            info = os.stat(self.root)
+        except FileNotFoundError:
+            return   # made by us, 0711, on the first create
+        if info.st_uid not in (0, os.geteuid()) or info.st_mode & 0o022:
+            raise MockerError(f"--root {self.root} is writable by others (mode "
+                              f"{info.st_mode & 0o7777:04o}, owner uid {info.st_uid}): its state "
+                              f"decides what runs as root; chmod go-w it", ExitCode.CORRUPT)
+
     def dir(self, cid: str) -> str:
-        if not cid or "/" in cid or cid in (".", "..") or cid.startswith("."):
-            raise MockerError(f"invalid container id {cid!r}")
+        names.runtime_id(cid)
+        if cid.startswith("."):   # runc takes ".x"; our --root keeps its .seccomp cache there
+            raise names.InvalidName(f"invalid container id {cid!r}: it may not start with '.'")
         return os.path.join(self.root, cid)
 
     def fifo(self, cid: str) -> str:

@@ -247,7 +247,14 @@ def test_bridge_mode_hooks_call_mocker_net_by_absolute_path(layout, root, bundle
     (["--network", "none", "-p", "80:80", "oci:{layout}:busybox"], ExitCode.ERROR,
      "need --network bridge"),
     (["--user", "nobody-here", "oci:{layout}:busybox"], ExitCode.ERROR, "not found in the image"),
-    (["--name", "../escape", "oci:{layout}:busybox"], ExitCode.ERROR, "invalid container name"),
+    (["--name", "../escape", "oci:{layout}:busybox"], ExitCode.USAGE, "invalid container name"),
+    (["--name", "a\nb", "oci:{layout}:busybox"], ExitCode.USAGE, "invalid container name"),
+    (["--hostname", "web\n10.0.0.9 bank", "oci:{layout}:busybox"], ExitCode.USAGE,
+     "invalid hostname"),
+    (["--hostname", "web-", "oci:{layout}:busybox"], ExitCode.USAGE, "invalid hostname"),
+    (["--hostname", "a" * 64, "oci:{layout}:busybox"], ExitCode.USAGE, "invalid hostname"),
+    (["busybox:la\ntest"], ExitCode.USAGE, "invalid reference"),
+    (["../../busybox"], ExitCode.USAGE, "invalid reference"),
 ])
 def test_bad_input_one_line_error_nothing_left(layout, root, args, code, message):
     args = [a.replace("{layout}", str(layout)) for a in args]

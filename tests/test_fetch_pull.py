@@ -14,6 +14,7 @@ import pytest
 
 from mocker_common.errors import ExitCode
 from mocker_common.mediatypes import OCI_MANIFEST, REF_NAME
+from tests.conftest import need_root
 from tests.fixtures.faulty_registry import FaultyRegistry
 from tests.fixtures.registry import free_port
 
@@ -234,6 +235,22 @@ def test_unreachable_registry(layout):
     assert result.returncode == ExitCode.UNREACHABLE
     assert "cannot reach registry" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert "MOCKER_REGISTRY_MIRROR" not in result.stderr, "mirrors serve Docker Hub only"
+
+
+def test_docker_hub_unreachable_says_how_to_pull_offline(layout):
+    # A network namespace with nothing but lo: Docker Hub has no name, no route.
+    need_root()
+    env = {key: value for key, value in os.environ.items() if key != "MOCKER_REGISTRY_MIRROR"}
+    result = subprocess.run(["unshare", "--net", "mocker-fetch", "-q", "--layout", layout, "busybox"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == ExitCode.UNREACHABLE
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("mocker-fetch: cannot reach registry registry-1.docker.io: ")
+    assert "export MOCKER_REGISTRY_MIRROR=" in lines[0] and "scripts/local-registry start" in lines[0]
+    if layout.exists():
+        assert index_entries(layout) == {}, "nothing half-pulled is listed"
 
 
 def test_invalid_reference_names_the_rule(layout):

@@ -84,6 +84,9 @@ def test_ifconfig_shows_lo_and_eth0_in_the_subnet(cleanup, network):  # noqa: F8
     eth0 = done.stdout.split("eth0", 1)[1]
     address = re.search(r"inet addr:(\S+)", eth0).group(1)
     assert ipaddress.ip_address(address) in network.subnet
+    # As in Docker's containers: the subnet's broadcast address, not Bcast:0.0.0.0.
+    assert f"Bcast:{network.subnet.broadcast_address} " in eth0
+    assert f"Mask:{network.subnet.netmask}\n" in eth0
 
 
 def test_network_none_and_host(cleanup, network):  # noqa: F811
@@ -214,6 +217,30 @@ def test_names_are_unique_and_generated(cleanup, unique):
     names = [r["NAMES"] for r in ps_rows("-a")]
     assert unique in names
     assert any(re.fullmatch(r"[a-z]+_[a-z]+\d*", n) for n in names), names
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--name", "../../etc", "invalid container name"),
+    ("--name", "web\nx", "invalid container name"),
+    ("--hostname", "web\n6.6.6.6 bank.example", "invalid hostname"),
+    ("--hostname", "web_1", "invalid hostname"),
+])
+def test_hostile_names_are_one_line_and_leave_nothing(cleanup, flag, value, message):
+    before, made = ps_rows("-a"), bundles()
+    done = mocker("run", flag, value, BUSYBOX, "true")
+    assert done.returncode == 125, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+    assert ps_rows("-a") == before and bundles() == made
+
+
+def test_a_hostile_image_reference_is_one_line(cleanup):
+    made = bundles()
+    for image in ("busybox:la\ntest", "../../busybox", "busybox;id"):
+        done = mocker("run", image, "true")
+        assert done.returncode == 125, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "invalid reference" in lines[0], done.stderr
+    assert bundles() == made
 
 
 def test_verbose_narrates_each_step(cleanup):

@@ -23,15 +23,15 @@ class CniCaller:
         self.plugin_dir, self.conflist = plugin_dir, conflist
 
     def call(self, command: str, container_id: str, netns: str, runtime_config=None,
-             prev_result=None) -> tuple[int, dict | None]:
+             prev_result=None, ifname: str = "eth0", name: str = "") -> tuple[int, dict | None]:
         plugin = dict(self.conflist["plugins"][0])
-        plugin.update(name=self.conflist["name"], cniVersion=self.conflist["cniVersion"])
+        plugin.update(name=name or self.conflist["name"], cniVersion=self.conflist["cniVersion"])
         wanted = plugin.get("capabilities", {})
         plugin["runtimeConfig"] = {k: v for k, v in (runtime_config or {}).items() if wanted.get(k)}
         if prev_result is not None:
             plugin["prevResult"] = prev_result
         env = {**os.environ, "CNI_COMMAND": command, "CNI_CONTAINERID": container_id,
-               "CNI_NETNS": netns, "CNI_IFNAME": "eth0", "CNI_PATH": str(self.plugin_dir)}
+               "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_PATH": str(self.plugin_dir)}
         binary = self.plugin_dir / plugin["type"]
         done = subprocess.run([str(binary)], input=json.dumps(plugin), env=env,
                               capture_output=True, text=True, timeout=30)
@@ -144,3 +144,47 @@ def test_unsupported_version_and_bad_config_are_cni_errors(cni, netns):
     code, error = cni.call("ADD", "x" * 8, f"/run/netns/{netns}", bad_ports)
     assert code != 0 and error["code"] == 7 and "protocol must be tcp or udp" in error["msg"]
     assert mocker_net("inspect", "x" * 8).returncode == 3
+
+
+# Names that would become `ip -batch` lines, file names or /etc/hosts lines.
+HOSTILE_IFNAMES = ["eth0\nlink add injected type bridge", "eth0 type bridge", "../../x",
+                   "a:b", "", ".", "x" * 16, "eth0#", 'e"th0']
+HOSTILE_IDS = ["../injected", "a/b", "x\nlink add injected type bridge", "-rf", ".hidden"]
+
+
+def _left_behind(netns: str) -> list[str]:
+    """Links named by an injection, in the host or the namespace; records and leases."""
+    found = [name for name in host_links() if "inject" in name]
+    inside = in_netns(netns, "ip", "-o", "link").stdout
+    found += ["netns:" + line for line in inside.splitlines() if "inject" in line or "eth0" in line]
+    net_dir = Path(os.environ["MOCKER_ROOT"], "net")
+    found += [str(p) for p in net_dir.glob("containers/*.json")]
+    found += [str(p) for p in net_dir.rglob("*") if "inject" in p.name]
+    rules = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    found += ["nft:" + line for line in rules.splitlines() if "inject" in line]
+    return found
+
+
+@pytest.mark.parametrize("ifname", HOSTILE_IFNAMES)
+def test_hostile_cni_ifname_is_refused_and_leaves_nothing(cni, netns, ifname):
+    code, answer = cni.call("ADD", secrets.token_hex(8), f"/run/netns/{netns}", ifname=ifname)
+    assert code != 0 and answer["code"] == 4, answer   # CNI: invalid environment variables
+    assert "CNI_IFNAME" in answer["msg"] and "\n" not in answer["msg"], answer
+    assert _left_behind(netns) == []
+
+
+@pytest.mark.parametrize("cid", HOSTILE_IDS)
+def test_hostile_cni_containerid_is_refused_and_leaves_nothing(cni, netns, cid):
+    for command in ("ADD", "DEL", "CHECK"):
+        code, answer = cni.call(command, cid, f"/run/netns/{netns}")
+        assert code != 0 and answer["code"] == 4, answer
+        assert "CNI_CONTAINERID" in answer["msg"] and "\n" not in answer["msg"], answer
+    assert _left_behind(netns) == []
+
+
+@pytest.mark.parametrize("name", ["../net", "a b", "net\nx", "-net"])
+def test_hostile_network_name_is_refused(cni, netns, name):
+    code, answer = cni.call("ADD", secrets.token_hex(8), f"/run/netns/{netns}", name=name)
+    assert code != 0 and answer["code"] == 7, answer   # CNI: invalid network config
+    assert "network name" in answer["msg"] and "\n" not in answer["msg"], answer
+    assert _left_behind(netns) == []

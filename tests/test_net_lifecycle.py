@@ -135,7 +135,7 @@ def test_verbose_prints_each_step_as_ip_and_nft_commands(containers):
     c = containers(ports=f"{free_port()}:80")
     done = c.hook("up", "-v")
     assert done.returncode == 0, done.stderr
-    assert "ip link add veth" in done.stderr
+    assert "ip link add name veth" in done.stderr
     assert f"nsenter --net=/proc/{c.pid}/ns/net ip route add default via" in done.stderr
     assert "add rule ip mocker_" in done.stderr and "dnat to" in done.stderr
 
@@ -207,3 +207,39 @@ def test_a_failure_midway_undoes_links_rules_and_lease(containers, network, tmp_
     assert not host_veth(network, c.id) & host_links()
     assert "dnat to" not in network.rules()
     assert mocker_net("inspect", c.id).returncode == 3 and net_files() == []
+
+
+def test_hostile_hostname_is_refused_before_anything_is_made(containers, network):
+    """The hostname becomes lines of the container's /etc/hosts: RFC 1123 or nothing."""
+    links = host_links()
+    for hostname in ("web\n6.6.6.6 bank.example", "web host", "-web", "a" * 64):
+        c = containers(hostname=hostname)
+        done = c.hook("up")
+        assert done.returncode == 2, done.stderr
+        assert "invalid hostname" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+        assert not (c.bundle / "rootfs/etc/hosts").exists()
+    assert host_links() == links and net_files() == []
+
+
+def test_a_failed_ip_batch_undoes_its_earlier_lines_and_names_the_line(tmp_path):
+    """ip -batch stops at the first failing line: the lines before it are taken back."""
+    import subprocess
+
+    import pytest
+
+    from mocker_common.errors import MockerError
+    from mocker_net import links
+    ns = "mk" + secrets.token_hex(4)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        path = f"/run/netns/{ns}"
+        with pytest.raises(MockerError) as failed:
+            links.ip("cannot make bridges", ("link add name d0 type bridge", "link del dev d0"),
+                     ("link add name d1 type bridge", "link del dev d1"),
+                     "link add name d0 type bridge", netns=path)
+        message = str(failed.value)
+        assert "\n" not in message and "(line 3: link add name d0 type bridge)" in message, message
+        shown = subprocess.run(["ip", "-n", ns, "-o", "link"], capture_output=True, text=True)
+        assert "d0" not in shown.stdout and "d1" not in shown.stdout, shown.stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)

@@ -65,9 +65,12 @@ def test_bad_subnets_are_refused(subnet, message):
         config.parse_subnet(subnet)
 
 
-def test_bad_bridge_names_are_refused():
-    with pytest.raises(MockerError, match="invalid interface name"):
-        config.parse_ifname("a-name-longer-than-15")
+@pytest.mark.parametrize("name", ["a-name-longer-than-15", "br0\nlink add x type bridge",
+                                  "br 0", "../br", "br:0", ".", "", "br#0"])
+def test_bad_bridge_names_are_refused(name):
+    """A bridge name goes into ip -batch lines, nft table names and file names."""
+    with pytest.raises(MockerError, match="invalid bridge name"):
+        config.parse_ifname(name)
 
 
 def test_resolv_conf_copies_host_servers_but_never_a_loopback_stub():

@@ -40,7 +40,7 @@ def do_run(args) -> int:
     from . import lifecycle
     bundle = os.path.abspath(args.bundle)
     args.id = os.path.basename(bundle)
-    if not records.ID_RE.match(args.id):
+    if not records.ID_RE.fullmatch(args.id):
         raise MockerError(f"{bundle} is not named by a container id (64 hex digits)")
     try:
         records.create(args.image, args.name or "", container_id=args.id,

@@ -14,15 +14,13 @@ import re
 import time
 from pathlib import Path
 
-from mocker_common import paths
+from mocker_common import names, paths
 from mocker_common.errors import Conflict, MockerError, NotFound
 from mocker_common.files import locked, read_json
 from mocker_runc.state import write_atomically  # the runtime's no-fsync atomic write
 
 from .names import generate_name
 
-# Docker's rule for names: a letter or digit, then letters, digits, _ . -
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 ID_RE = re.compile(r"^[0-9a-f]{64}$")
 SHORT_ID = 12
 
@@ -131,9 +129,9 @@ def all_records() -> list[Record]:
 def create(image: str, name: str = "", container_id: str = "", **fields) -> Record:
     """A new record with a unique name (generated if empty) and the given 64-hex
     id (mocker-bundle's choice for the bundle), or a fresh one."""
-    if name and not NAME_RE.match(name):
-        raise MockerError(f"invalid container name {name!r}: use letters, digits, '_', '.', '-'")
-    if container_id and not ID_RE.match(container_id):
+    if name:
+        names.container_name(name)   # Docker's rule for names
+    if container_id and not ID_RE.fullmatch(container_id):
         raise MockerError(f"invalid container id {container_id!r}: expected 64 hex digits")
     engine_dir().mkdir(parents=True, exist_ok=True)
     with locked(engine_dir() / ".lock"):  # two runs cannot take the same name
