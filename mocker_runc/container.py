@@ -13,13 +13,16 @@ import signal
 import time
 
 from mocker_common.errors import Conflict, MockerError, NotFound
+from mocker_common.files import atomic_write
+from mocker_common.procfs import proc_start_time
 
 from . import cgroups, hostmounts, init, linux, lsm, sysctls, trampoline
 from . import spec as specs
 from .channel import Channel, InitError
 from .record import Record
 from .runlog import utc_now
-from .state import ContainerState, Store, proc_start_time, write_atomically
+from .state import ContainerState, Store
+
 
 class NotRunning(MockerError):
     pass
@@ -56,7 +59,7 @@ def preserved_fds(count: int) -> list[int]:
 
 def write_pid_file(path: str | None, pid: int) -> None:
     if path:
-        write_atomically(os.path.abspath(path), str(pid).encode())
+        atomic_write(os.path.abspath(path), str(pid).encode(), durable=False)
 
 
 # --- create ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ import os
 import stat
 import zlib
 
-from .state import write_atomically
+from mocker_common.files import atomic_write
 
 DIRNAME = ".seccomp"   # container ids cannot start with a dot (state.Store.dir)
 _FORMAT = b"mocker-runc seccomp cache 1"
@@ -56,7 +56,7 @@ def write(root: str, key: bytes, program: bytes) -> None:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         if not _ours(os.stat(directory, follow_symlinks=False)):
             return
-        write_atomically(_entry(directory, key), key + b"\n" + program, 0o600)
+        atomic_write(_entry(directory, key), key + b"\n" + program, 0o600, durable=False)
     except OSError:
         pass   # a read-only or full --root: the next run builds the program again
 

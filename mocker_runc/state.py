@@ -15,6 +15,8 @@ import json
 import os
 
 from mocker_common import names
+from mocker_common.files import atomic_write
+from mocker_common.procfs import proc_start_time
 from mocker_common.errors import Conflict, ExitCode, MockerError, NotFound
 
 from .record import Record
@@ -42,44 +44,6 @@ class ContainerState(Record):
     # no mount namespace of its own: the ids of the mounts at or under the rootfs
     # before create (hostmounts.py); delete detaches the container's others
     premounted: list | None = None
-
-
-def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Readers see the old file or the new one (rename(2) is atomic), never half of it.
-
-    Lighter than mocker_common.files.atomic_write, on purpose (this is the
-    start path): no fsync, as the state is gone at reboot anyway (runc keeps
-    it on tmpfs), and no tempfile import. The path may be in a directory others
-    can write (a --pid-file in /tmp): the temp name is unpredictable, and
-    O_EXCL | O_NOFOLLOW refuse a file or symlink planted there, so we never
-    write through a link into someone else's file; rename(2) then replaces
-    whatever sits at path itself, a symlink included, without following it.
-    """
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.urandom(8).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def proc_start_time(pid: int) -> int | None:
-    """The start time of pid (clock ticks since boot), or None if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = stat[stat.rindex(b")") + 2:].split()
-    if fields[0] == b"Z":
-        return None
-    return int(fields[19])   # field 22 overall; fields here start at field 3
 
 
 class Store:
@@ -130,8 +94,8 @@ class Store:
     def save(self, st: ContainerState) -> None:
         # One line, as runc writes it: without indent, json uses its C encoder
         # (the config is most of it; indenting it in Python costs ~1 ms a save).
-        write_atomically(os.path.join(self.dir(st.id), "state.json"),
-                         json.dumps(st.as_dict()).encode(), 0o600)
+        atomic_write(os.path.join(self.dir(st.id), "state.json"),
+                     json.dumps(st.as_dict()).encode(), 0o600, durable=False)
 
     def load(self, cid: str) -> ContainerState:
         try:

@@ -2,7 +2,7 @@
 
 import contextlib
 
-from mocker_runc.state import proc_start_time  # the runtime's reader of /proc/PID/stat
+from mocker_common.procfs import proc_start_time
 
 
 def start_time(pid: int) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from mocker_common import names, paths
 from mocker_common.errors import Conflict, MockerError, NotFound
 from mocker_common.files import locked, read_json
-from mocker_runc.state import write_atomically  # the runtime's no-fsync atomic write
+from mocker_common.files import atomic_write
 
 from .names import generate_name
 
@@ -100,7 +100,7 @@ def save(record: Record) -> None:
     """Write the record whole (rename), without fsync: it describes processes that a
     reboot ends anyway, and `mocker run` writes it three times. Callers hold a lock."""
     data = json.dumps(record._asdict(), indent=2).encode() + b"\n"
-    write_atomically(str(_record_file(record.id)), data)
+    atomic_write(_record_file(record.id), data, durable=False)
 
 
 def update(container_id: str, **changes) -> Record:
