@@ -1,4 +1,4 @@
-"""The engine behind bin/mocker (python3 -m mocker_runc.engine), on hand-made bundles.
+"""The engine behind bin/mocker (python3 -m mocker_engine), on hand-made bundles.
 
 These drive real containers through a real runtime (runc, or mocker-runc), but
 not the image pipeline: a bundle here is busybox-static plus a config.json, so
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mocker_runc.engine import logs, records, table
-from mocker_runc.engine.records import Record
+from mocker_engine import logs, records, table
+from mocker_engine.records import Record
 from tests.conftest import REPO, need_root, need_tool
 
 RUNTIME = os.environ.get("MOCKER_TEST_RUNTIME", "runc")
@@ -24,7 +24,7 @@ RUNTIME = os.environ.get("MOCKER_TEST_RUNTIME", "runc")
 
 def engine(*args, check=True, timeout=60, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "MOCKER_RUNTIME": RUNTIME}
-    done = subprocess.run([sys.executable, "-m", "mocker_runc.engine", *args], env=env,
+    done = subprocess.run([sys.executable, "-m", "mocker_engine", *args], env=env,
                           capture_output=True, text=True, timeout=timeout, **kwargs)
     if check:
         assert done.returncode == 0, done.stderr
@@ -229,7 +229,7 @@ def test_tail_offset(tmp_path, content, n, expected):
 
 def test_concurrent_creates_of_one_name(unique):
     """Names are reserved under a lock: of five racing creates, one wins."""
-    command = [sys.executable, "-m", "mocker_runc.engine", "create", "--image", "busybox",
+    command = [sys.executable, "-m", "mocker_engine", "create", "--image", "busybox",
                "--name", unique]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     racers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

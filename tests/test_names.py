@@ -61,7 +61,7 @@ def test_a_trailing_newline_is_no_part_of_a_digest_or_an_id():
     """Python's `$` matches before a final newline: the checks match the whole text."""
     from mocker_common.digest import parse_digest
     from mocker_common.errors import MockerError
-    from mocker_runc.engine import records
+    from mocker_engine import records
     with pytest.raises(MockerError):
         parse_digest("sha256:" + "a" * 64 + "\n")
     assert not records.ID_RE.fullmatch("a" * 64 + "\n")

@@ -1,4 +1,4 @@
-"""The engine's verbs, as bin/mocker calls them: `python3 -m mocker_runc.engine VERB ...`.
+"""The engine's verbs, as bin/mocker calls them: `python3 -m mocker_engine VERB ...`.
 
 Each verb reads its options and calls one function of records, monitor,
 lifecycle, table or logs. Errors are one line, with docker's exit codes:
@@ -155,8 +155,8 @@ def do_rm(args) -> int:
 
 
 def _start(record) -> None:
-    from . import lifecycle
-    code = lifecycle.start(record)
+    from . import monitor
+    code = monitor.start(record)
     if code:
         raise MockerError(f"container {record.name} did not start (exit code {code})")
 

@@ -231,3 +231,14 @@ def detach(record: Record, print_id: bool = True) -> int:
     print(f"mocker: container {record.name} did not start: "
           f"{message or 'its monitor failed'}", file=sys.stderr)
     return int(code) if code.isdigit() else ENGINE_ERROR
+
+
+def start(record: Record) -> int:
+    """`mocker start`: run an existing container again, under a new detached monitor."""
+    if lifecycle.is_running(record):
+        return 0
+    record = records.load(record.id)
+    if record.exit_code == lifecycle.LOST_EXIT:
+        runtime.delete(record.id)  # nobody deleted it when it ended
+    lifecycle.mount_rootfs(record)
+    return detach(record, print_id=False)

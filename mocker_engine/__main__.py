@@ -1,4 +1,4 @@
-"""Allow `python -m mocker_runc.engine` (bin/mocker calls it so)."""
+"""Allow `python -m mocker_engine` (bin/mocker calls it so)."""
 
 from mocker_common.cli import exit_without_teardown
 

@@ -139,18 +139,6 @@ def remove(record: Record, force: bool = False) -> None:
     teardown(record)
 
 
-def start(record: Record) -> int:
-    """Run an existing container again, detached, from its bundle."""
-    from .monitor import detach  # the monitor is only needed here
-    if is_running(record):
-        return 0
-    record = records.load(record.id)
-    if record.exit_code == LOST_EXIT:
-        runtime.delete(record.id)  # nobody deleted it when it ended
-    mount_rootfs(record)
-    return detach(record, print_id=False)
-
-
 def mount_rootfs(record: Record) -> None:
     """`mocker-bundle --mount BUNDLE`, called as a function: after a reboot the
     bundle's overlay rootfs is gone (an empty directory); mount it again from
