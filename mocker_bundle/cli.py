@@ -115,7 +115,7 @@ def mount(args) -> int:
 
 
 def prune(args) -> int:
-    from mocker_fetch.progress import human_size   # the same units as mocker-fetch --prune
+    from mocker_common.cli import human_size   # the same units as mocker-fetch --prune
     from .prune import prune_cache
     removed = prune_cache()
     for diff_id, size in removed:

@@ -89,3 +89,12 @@ def exit_without_teardown(code: int) -> None:
     except BrokenPipeError:  # our reader left (`| head`): nothing more to say
         pass
     os._exit(code)
+
+
+def human_size(n: float) -> str:
+    """Sizes as docker prints them: decimal units, one decimal (1.2 MB)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"

@@ -25,8 +25,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mocker_common.errors import MockerError, Unauthorized
-
 from mocker_common.reference import DOCKER_HUB
+
+from .credentials import Credentials
 
 log = logging.getLogger("mocker.fetch")
 
@@ -35,15 +36,6 @@ _DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io
                     "registry-1.docker.io")
 MAX_TOKEN_ANSWER = 1 << 20   # bytes: a token answer is a small JSON object
 _PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
-
-
-class Credentials(NamedTuple):
-    username: str
-    password: str
-
-    def basic_header(self) -> str:
-        raw = f"{self.username}:{self.password}".encode()
-        return "Basic " + base64.b64encode(raw).decode()
 
 
 class Challenge(NamedTuple):

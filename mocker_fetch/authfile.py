@@ -24,7 +24,8 @@ from mocker_common.files import atomic_write
 
 from mocker_common.reference import DOCKER_HUB
 
-from .auth import _DOCKER_HUB_KEYS, Credentials, _host_of, docker_config_path
+from .auth import _DOCKER_HUB_KEYS, _host_of, docker_config_path
+from .credentials import Credentials
 
 HUB_KEY = _DOCKER_HUB_KEYS[0]   # https://index.docker.io/v1/
 

@@ -103,7 +103,7 @@ def list_command(layout, args) -> int:
 
 def rm_command(layout, args) -> int:
     from .images import remove_images
-    from .progress import human_size
+    from mocker_common.cli import human_size
     if not args.image:
         raise MockerError("--rm needs at least one IMAGE", ExitCode.USAGE)
     removed, count, freed = remove_images(layout, args.image)
@@ -115,7 +115,7 @@ def rm_command(layout, args) -> int:
 
 def prune_command(layout) -> int:
     from .images import prune
-    from .progress import human_size
+    from mocker_common.cli import human_size
     dropped, count, freed = prune(layout)
     print(f"Removed {dropped} unnamed images and {count} blobs; "
           f"reclaimed {human_size(freed)}")

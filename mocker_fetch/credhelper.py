@@ -17,7 +17,7 @@ import subprocess
 
 from mocker_common.errors import MockerError
 
-from .auth import Credentials
+from .credentials import Credentials
 
 TIMEOUT = 60          # seconds: a helper may ask a desktop keychain to unlock
 NOT_FOUND = "credentials not found"

@@ -144,7 +144,7 @@ def _age(created: str, now: datetime | None = None) -> str:
 
 def render_table(images: list[ImageInfo]) -> str:
     from tabulate import tabulate  # only listing needs it
-    from .progress import human_size
+    from mocker_common.cli import human_size
     rows = [(i.short_name or i.name or "<none>", i.tag or "<none>",
              (i.image_id or i.digest).partition(":")[2][:12], _age(i.created), human_size(i.size))
             for i in images]

@@ -16,7 +16,7 @@ from mocker_common import cli
 from mocker_common.errors import ExitCode, MockerError
 from mocker_common.reference import DOCKER_HUB_API
 
-from .auth import Credentials
+from .credentials import Credentials
 from .authfile import HUB_KEY, remove_credentials, save_credentials, server_key
 
 PROG = "mocker"

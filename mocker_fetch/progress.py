@@ -8,16 +8,10 @@ import sys
 import threading
 import time
 
+from mocker_common.cli import human_size
+
 BAR_WIDTH = 30
 REDRAW_EVERY = 0.1   # seconds; redrawing on every chunk would cost more than it shows
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 class Progress:

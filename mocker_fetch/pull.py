@@ -22,7 +22,8 @@ from mocker_common.errors import Corrupt, ExitCode, MockerError, Unreachable
 from mocker_common import mediatypes as mt
 
 from . import manifest
-from .auth import Credentials, lookup_credentials
+from .auth import lookup_credentials
+from .credentials import Credentials
 from .layout import Layout
 from .progress import Progress
 from mocker_common.reference import DOCKER_HUB, Reference

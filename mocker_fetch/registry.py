@@ -24,7 +24,8 @@ from mocker_common.errors import Corrupt, MockerError, NotFound, Unauthorized, U
 from mocker_common.mediatypes import INDEXES, MANIFESTS, SCHEMA1
 
 from . import trust
-from .auth import Authenticator, Credentials
+from .auth import Authenticator
+from .credentials import Credentials
 from .transport import (NETWORK_ERRORS, Transport, certificate_error, describe, read_body,
                         read_piece)
 
