@@ -72,10 +72,11 @@ def build_parser():
 
 
 def bundle_options(args, container_id: str):
+    from mocker_common import contract
     from .devices import host_device
     from .options import (BundleOptions, parse_bind, parse_cpus, parse_device, parse_env,
-                          parse_memory, parse_network, parse_port)
-    ports = [parse_port(p) for p in args.publish]
+                          parse_memory, parse_network)
+    ports = contract.distinct([contract.parse_port(p) for p in args.publish])
     return BundleOptions(
         container_id=container_id, command=args.command, entrypoint=args.entrypoint,
         env=parse_env(args.env, os.environ), user=args.user, workdir=args.workdir,

@@ -8,15 +8,14 @@ options (docker-run-like flags) override both.
 import copy
 import posixpath
 
+from mocker_common import contract
 from mocker_common.errors import MockerError
 
 from . import profile
-from .annotations import HOSTNAME_ANNOTATION, NETWORK_ANNOTATION, PORTS_ANNOTATION
 from .options import BundleOptions
 from .users import resolve_user
 
 OCI_VERSION = "1.0.2"
-IMAGE_ANNOTATION = "org.opencontainers.image."
 
 
 def runtime_config(image_config: dict, opts: BundleOptions,
@@ -125,12 +124,12 @@ def annotations(image_config: dict, opts: BundleOptions, hostname: str) -> dict:
         "stopSignal": cfg.get("StopSignal"),
         "exposedPorts": ",".join(sorted(cfg.get("ExposedPorts") or {})) or None,
     }
-    result = {IMAGE_ANNOTATION + key: value for key, value in implicit.items() if value}
+    result = {contract.IMAGE_PREFIX + key: value for key, value in implicit.items() if value}
     result.update(cfg.get("Labels") or {})         # Labels take precedence
-    result[NETWORK_ANNOTATION] = opts.network
-    result[HOSTNAME_ANNOTATION] = hostname
+    result[contract.NETWORK] = opts.network
+    result[contract.HOSTNAME] = hostname
     if opts.ports:
-        result[PORTS_ANNOTATION] = ",".join(opts.ports)
+        result[contract.PORTS] = ",".join(map(str, opts.ports))
     return result
 
 

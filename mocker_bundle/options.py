@@ -12,7 +12,6 @@ from .profile import DEFAULT_NOFILE
 
 NETWORK_MODES = ("bridge", "none", "host")
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_PORT = re.compile(r"^(?:(?P<ip>[0-9.]+):)?(?P<host>\d+):(?P<ctr>\d+)(?:/(?P<proto>tcp|udp))?$")
 
 
 class Bind(NamedTuple):
@@ -54,7 +53,7 @@ class BundleOptions(NamedTuple):
     pids_limit: int | None = None
     binds: list | tuple = ()                     # [Bind]
     network: str = "bridge"
-    ports: list | tuple = ()                     # "[hostIP:]hostPort:containerPort[/proto]"
+    ports: list | tuple = ()                     # contract.PortMapping, from -p
     net_command: str | None = None               # absolute path of mocker-net (bridge mode)
     volumes_dir: str | None = None               # where the image's Volumes get directories
     seccomp: dict | None = None
@@ -92,15 +91,6 @@ def parse_bind(text: str) -> Bind:
     if len(parts) != 2 or not parts[0].startswith("/") or not parts[1].startswith("/"):
         raise MockerError(f"invalid volume {text!r}: expected /host/path:/container/path[:ro]")
     return Bind(parts[0], parts[1], readonly)
-
-
-def parse_port(text: str) -> str:
-    """Check "[hostIP:]hostPort:containerPort[/tcp|udp]" and return it normalised."""
-    match = _PORT.match(text.strip())
-    if not match or not all(0 < int(match.group(g)) < 65536 for g in ("host", "ctr")):
-        raise MockerError(f"invalid port mapping {text!r}: expected [hostIP:]hostPort:containerPort[/tcp|udp]")
-    ip = f"{match.group('ip')}:" if match.group("ip") else ""
-    return f"{ip}{int(match.group('host'))}:{int(match.group('ctr'))}/{match.group('proto') or 'tcp'}"
 
 
 def parse_env(items: list, environ: dict) -> list:

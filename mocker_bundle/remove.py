@@ -8,10 +8,10 @@ modules, not the image reader and the config conversion (~40 ms).
 import json
 from pathlib import Path
 
+from mocker_common import contract
 from mocker_common.errors import Conflict, MockerError, NotFound
 
 from . import mount
-from .annotations import NETWORK_ANNOTATION
 from .rootdir import remove_tree
 
 
@@ -25,7 +25,7 @@ def remove_bundle(bundle_dir: Path) -> None:
         raise NotFound(f"{bundle_dir} is not a bundle (no config.json)") from None
     except ValueError:
         config = {}
-    if NETWORK_ANNOTATION not in (config.get("annotations") or {}):
+    if contract.NETWORK not in (config.get("annotations") or {}):
         raise MockerError(f"{bundle_dir} was not made by mocker-bundle; not removing it")
     rootfs = bundle_dir / "rootfs"
     if mount.is_mountpoint(rootfs):

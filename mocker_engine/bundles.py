@@ -7,15 +7,13 @@ what mocker-bundle has no option for (--init).
 
 import os
 
+from mocker_common import contract
 from mocker_common.errors import MockerError
 from mocker_common.files import atomic_write_json, read_json
 
 from . import records
 from .records import Record
 
-# Annotations mocker-bundle writes into config.json (see docs/mocker.md).
-PORTS, NETWORK, HOSTNAME = "org.mocker.ports", "org.mocker.network", "org.mocker.hostname"
-STOP_SIGNAL = "org.opencontainers.image.stopSignal"
 INIT_PATH = "/dev/init"   # on the container's /dev tmpfs: the image is not touched
 
 
@@ -28,10 +26,10 @@ def adopt_bundle(record: Record, bundle: str) -> Record:
     return records.update(
         record.id, bundle=os.path.abspath(bundle),
         command=_user_command((config.get("process") or {}).get("args") or []),
-        ports=[p for p in notes.get(PORTS, "").split(",") if p],
-        network=notes.get(NETWORK, ""),
-        hostname=notes.get(HOSTNAME) or config.get("hostname", ""),
-        stop_signal=record.stop_signal or notes.get(STOP_SIGNAL, ""))
+        ports=[p for p in notes.get(contract.PORTS, "").split(",") if p],
+        network=notes.get(contract.NETWORK, ""),
+        hostname=notes.get(contract.HOSTNAME) or config.get("hostname", ""),
+        stop_signal=record.stop_signal or notes.get(contract.STOP_SIGNAL, ""))
 
 
 def _user_command(args: list) -> list:

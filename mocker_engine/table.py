@@ -4,6 +4,8 @@ import datetime
 import json
 import re
 
+from mocker_common import contract
+
 from .records import CREATED, EXITED, RUNNING, Record, log_path
 
 COMMAND_WIDTH = 20  # docker ps cuts COMMAND to 20 characters, "…" included
@@ -44,12 +46,9 @@ def status_text(record: Record, now: float) -> str:
 
 
 def parse_port(mapping: str) -> tuple[str, str, str, str]:
-    """"[hostIP:]hostPort:containerPort[/proto]" -> (hostIP, hostPort, containerPort, proto)."""
-    spec, _, proto = mapping.partition("/")
-    parts = spec.rsplit(":", 2)
-    host_ip = parts[0] if len(parts) == 3 else ""
-    host_port, container_port = (parts[-2], parts[-1]) if len(parts) >= 2 else ("", parts[0])
-    return host_ip or "0.0.0.0", host_port, container_port, proto or "tcp"
+    """A record's mapping text -> (hostIP, hostPort, containerPort, proto), as docker shows them."""
+    port = contract.parse_port(mapping)
+    return port.host_ip or "0.0.0.0", str(port.host_port), str(port.container_port), port.protocol
 
 
 def ports_text(record: Record) -> str:

@@ -18,10 +18,10 @@ import os
 from pathlib import Path
 
 from mocker_common import names
+from mocker_common.contract import PortMapping, parse_ports
 from mocker_common.errors import MockerError, NotFound
 
 from . import core, etcfiles
-from .ports import PortMapping, parse_ports
 
 SPEC_VERSION = "1.0.0"
 SUPPORTED = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]

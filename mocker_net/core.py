@@ -15,11 +15,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mocker_common.contract import PortMapping, parse_port
 from mocker_common.errors import Conflict, MockerError, NotFound
 
 from . import config, etcfiles, ipam, links, nat, store
 from .config import NetConfig
-from .ports import PortMapping, check_not_listening, parse_port
+from .ports import check_not_listening
 from .store import ContainerRecord
 
 log = logging.getLogger("mocker.net")

@@ -18,15 +18,11 @@ import json
 from pathlib import Path
 
 from mocker_common import files, names
+from mocker_common.contract import HOSTNAME, NETWORK, PORTS, parse_ports
 from mocker_common.errors import MockerError
 
 from . import core
 from .config import NetConfig
-from .ports import parse_ports
-
-NETWORK = "org.mocker.network"
-PORTS = "org.mocker.ports"
-HOSTNAME = "org.mocker.hostname"
 
 
 def read_state(text: str) -> dict:

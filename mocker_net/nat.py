@@ -10,10 +10,10 @@ import os
 import subprocess
 from dataclasses import dataclass
 
+from mocker_common.contract import PortMapping
 from mocker_common.errors import MockerError
 
 from .config import NetConfig
-from .ports import PortMapping
 
 log = logging.getLogger("mocker.net")
 

@@ -1,63 +1,11 @@
-"""Published ports: `[hostIP:]hostPort:containerPort[/tcp|udp]`, as `docker run -p` takes them."""
+"""Published ports on this host: is the port free? (The mapping type and its parser,
+shared with mocker-bundle and the engine, are in mocker_common.contract.)"""
 
 import ipaddress
-from dataclasses import dataclass
 from pathlib import Path
 
-from mocker_common.errors import Conflict, MockerError
-
-PROTOCOLS = ("tcp", "udp")
-
-
-@dataclass(frozen=True)
-class PortMapping:
-    host_port: int
-    container_port: int
-    protocol: str = "tcp"
-    host_ip: str = ""          # "" means every address of the host
-
-    def __str__(self) -> str:
-        prefix = f"{self.host_ip}:" if self.host_ip else ""
-        return f"{prefix}{self.host_port}:{self.container_port}/{self.protocol}"
-
-    def clashes_with(self, other: "PortMapping") -> bool:
-        """Both would catch the same packets: same port and protocol, overlapping addresses."""
-        return (self.protocol == other.protocol and self.host_port == other.host_port
-                and (not self.host_ip or not other.host_ip or self.host_ip == other.host_ip))
-
-
-def parse_port(text: str) -> PortMapping:
-    spec, _, protocol = text.strip().partition("/")
-    protocol = (protocol or "tcp").lower()
-    if protocol not in PROTOCOLS:
-        raise MockerError(f"invalid port {text!r}: protocol must be tcp or udp")
-    host_ip, _, ports = spec.partition(":") if spec.count(":") == 2 else ("", "", spec)
-    host_port, sep, container_port = ports.partition(":")
-    if not sep:
-        raise MockerError(f"invalid port {text!r}: expected [hostIP:]hostPort:containerPort[/tcp|udp]")
-    if host_ip:
-        try:
-            host_ip = str(ipaddress.IPv4Address(host_ip))
-        except ValueError:
-            raise MockerError(f"invalid port {text!r}: {host_ip!r} is not an IPv4 address")
-    return PortMapping(_port_number(host_port, text), _port_number(container_port, text),
-                       protocol, host_ip)
-
-
-def parse_ports(text: str | None) -> list[PortMapping]:
-    """A comma-separated list, as in the org.mocker.ports annotation."""
-    mappings = [parse_port(item) for item in (text or "").split(",") if item.strip()]
-    for i, mapping in enumerate(mappings):
-        for earlier in mappings[:i]:
-            if mapping.clashes_with(earlier):
-                raise Conflict(f"port {mapping} is given twice")
-    return mappings
-
-
-def _port_number(text: str, whole: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise MockerError(f"invalid port {whole!r}: {text!r} is not a port number 1-65535")
-    return int(text)
+from mocker_common.contract import PortMapping
+from mocker_common.errors import Conflict
 
 
 def host_listeners(protocol: str) -> set[tuple[str, int]]:

@@ -5,9 +5,10 @@ import pytest
 
 from mocker_bundle.convert import runtime_config
 from mocker_bundle.options import (Bind, BundleOptions, parse_bind, parse_env, parse_memory,
-                                   parse_network, parse_port)
+                                   parse_network)
 from mocker_bundle.users import resolve_user
 from mocker_bundle.validate import validate_config
+from mocker_common.contract import parse_port
 from mocker_common.errors import MockerError
 from tests.fixtures import images as fx
 

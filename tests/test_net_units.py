@@ -7,7 +7,7 @@ import pytest
 
 from mocker_common.errors import Conflict, MockerError
 from mocker_net import config, etcfiles, ipam, nat
-from mocker_net.ports import PortMapping, parse_port, parse_ports
+from mocker_common.contract import PortMapping, parse_port, parse_ports
 
 
 @pytest.mark.parametrize("text, expected", [
