@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mocker_common import mediatypes as mt
-from mocker_common import paths
+from mocker_common import contract, paths
 from mocker_common.digest import blob_path, check_digest, digest_bytes
 from mocker_common.errors import Corrupt, MockerError, NotFound
 from mocker_common.reference import parse_reference
@@ -45,11 +45,9 @@ def parse_source(text: str) -> ImageSource:
     text = text.strip()
     if not text:
         raise MockerError("no image given (an image name, or oci:DIR[:REF] on stdin)")
-    if text.startswith("oci:"):
-        directory, _, ref = text[len("oci:"):].partition(":")
-        if not directory:
-            raise MockerError(f"no layout directory in {text!r}")
-        return ImageSource(Path(directory), ref or None)
+    oci = contract.parse_oci_line(text)
+    if oci:
+        return ImageSource(Path(oci[0]), oci[1])
     return ImageSource(paths.image_layout(), parse_reference(text).refname)
 
 

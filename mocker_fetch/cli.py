@@ -9,7 +9,7 @@
 import sys
 from pathlib import Path
 
-from mocker_common import cli, paths
+from mocker_common import cli, contract, paths
 from mocker_common.errors import ExitCode, MockerError
 
 PROG = "mocker-fetch"
@@ -76,9 +76,10 @@ def pull_command(layout, args) -> int:
     from mocker_common.reference import parse_reference
 
     ref = parse_reference(args.image[0])
-    if ":" in str(layout.path.absolute()):
-        raise MockerError(f"the layout path {layout.path} cannot contain ':' "
-                          "(the oci:LAYOUT:REF line splits there)", ExitCode.USAGE)
+    try:
+        contract.oci_line(str(layout.path.absolute()), ref.refname)   # refused before pulling
+    except MockerError as err:
+        raise MockerError(str(err), ExitCode.USAGE) from None
     options = PullOptions(
         platform=parse_platform(args.platform) if args.platform else None,
         insecure=args.insecure,
@@ -90,7 +91,7 @@ def pull_command(layout, args) -> int:
     progress = Progress(quiet=args.quiet)
     progress.message(f"Pulling {ref.refname}")
     refname = pull(ref, layout, options, progress)
-    print(f"oci:{layout.path.absolute()}:{refname}", flush=True)
+    print(contract.oci_line(str(layout.path.absolute()), refname), flush=True)
     return 0
 
 
