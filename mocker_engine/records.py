@@ -16,8 +16,7 @@ from pathlib import Path
 
 from mocker_common import names, paths
 from mocker_common.errors import Conflict, MockerError, NotFound
-from mocker_common.files import locked, read_json
-from mocker_common.files import atomic_write
+from mocker_common.files import atomic_write, locked, read_json
 
 from .names import generate_name
 
@@ -25,6 +24,7 @@ ID_RE = re.compile(r"^[0-9a-f]{64}$")
 SHORT_ID = 12
 
 CREATED, RUNNING, EXITED = "created", "running", "exited"
+DEAD = "dead"   # docker's word: the record is unreadable; `rm` still removes what it had
 
 
 # A record's fields: these four always given, then the rest with their defaults.
@@ -93,12 +93,27 @@ def load(container_id: str) -> Record:
         data = read_json(_record_file(container_id))
     except FileNotFoundError:
         raise NotFound(f"no such container: {container_id}") from None
-    return Record(**{k: v for k, v in data.items() if k in Record._fields})
+    except ValueError:
+        return _dead(container_id)
+    try:
+        return Record(**{k: v for k, v in data.items() if k in Record._fields})
+    except TypeError:       # not an object, or a given field missing
+        return _dead(container_id)
+
+
+def _dead(container_id: str) -> Record:
+    """A record cut short (saves are renames without fsync: a crash can leave an
+    empty file). Shown by `ps -a` as Dead, not hidden, so that `rm` can remove its
+    bundle (and overlay mount) from their default place instead of leaking them."""
+    created = os.stat(record_dir(container_id)).st_mtime
+    return Record(id=container_id, name=container_id[:SHORT_ID], image="", created=created,
+                  bundle=str(paths.containers_dir() / container_id), status=DEAD)
 
 
 def save(record: Record) -> None:
-    """Write the record whole (rename), without fsync: it describes processes that a
-    reboot ends anyway, and `mocker run` writes it three times. Callers hold a lock."""
+    """Write the record whole (rename). Without fsync: `mocker run` writes it four
+    times, and a sync each is felt; a record that a crash left empty is loaded as
+    dead (see _dead), not lost. Callers hold a lock."""
     data = json.dumps(record._asdict(), indent=2).encode() + b"\n"
     atomic_write(_record_file(record.id), data, durable=False)
 
@@ -121,7 +136,7 @@ def all_records() -> list[Record]:
             if entry.is_dir() and not entry.name.startswith("."):
                 try:
                     records.append(load(entry.name))
-                except (NotFound, ValueError):
+                except NotFound:
                     continue  # being created or removed right now
     return sorted(records, key=lambda r: r.created, reverse=True)
 

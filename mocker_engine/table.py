@@ -6,7 +6,7 @@ import re
 
 from mocker_common import contract
 
-from .records import CREATED, EXITED, RUNNING, Record, log_path
+from .records import CREATED, DEAD, EXITED, RUNNING, Record, log_path
 
 COMMAND_WIDTH = 20  # docker ps cuts COMMAND to 20 characters, "…" included
 
@@ -42,6 +42,8 @@ def status_text(record: Record, now: float) -> str:
         return f"Up {human_duration(now - record.started)}"
     if record.status == EXITED:
         return f"Exited ({record.exit_code}) {human_duration(now - record.finished)} ago"
+    if record.status == DEAD:
+        return "Dead"
     return "Created"
 
 

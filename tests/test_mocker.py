@@ -27,7 +27,8 @@ import pytest
 from mocker_common import paths
 from tests.conftest import need_root, need_tool
 from tests.fixtures import cgroupfs
-from tests.test_net_helpers import free_port, network  # noqa: F401 - a fixture
+from tests.fixtures.network import free_port
+from tests.fixtures.wait import wait_until
 
 BUSYBOX = "busybox"  # docker.io/library/busybox:latest, served by the mirror
 
@@ -286,9 +287,7 @@ def test_detached_web_server(cleanup, network, tmp_path, unique):  # noqa: F811
     cid = started.stdout.strip()
     assert re.fullmatch(r"[0-9a-f]{64}", cid)
 
-    deadline = time.monotonic() + 10
-    while (body := _get(port)) == "" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    body = wait_until(lambda: _get(port), timeout=10, step=0.1)
     assert body == "hello from mocker\n"
 
     row = next(r for r in ps_rows() if r["NAMES"] == unique)
@@ -337,7 +336,7 @@ def test_stop_signal_and_restart(cleanup, unique):
     script = 'trap "echo got USR1; exit 0" USR1; echo up; while :; do sleep 0.1; done'
     mocker("run", "-d", "--name", unique, "--stop-signal", "USR1", BUSYBOX, "sh", "-c", script,
            check=True)
-    time.sleep(0.3)
+    wait_until(lambda: mocker("logs", unique).stdout == "up\n", what="its USR1 trap is set")
     mocker("stop", "-t", "5", unique, check=True)
     assert mocker("logs", unique).stdout.split("\n")[:2] == ["up", "got USR1"]
     assert next(r for r in ps_rows("-a") if r["NAMES"] == unique)["STATUS"].startswith("Exited (0)")
@@ -392,12 +391,25 @@ def test_kept_container_overlay_syncs_and_starts_again(cleanup, unique):
     bundle = json.loads(mocker("inspect", unique, check=True).stdout)[0]["Bundle"]
     assert not _is_volatile(_rootfs_mount_options(bundle))
     mocker("start", unique, check=True)
-    deadline = time.monotonic() + 10
-    while mocker("logs", unique).stdout != "run\nrun\nrun\n" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: mocker("logs", unique).stdout == "run\nrun\nrun\n", timeout=10, step=0.1)
     assert mocker("logs", unique).stdout == "run\nrun\nrun\n", "the second run saw the first's file"
     mocker("rm", unique, check=True)
     assert not Path(bundle).exists()
+
+
+def test_a_record_cut_short_shows_as_dead_and_rm_removes_everything(cleanup, unique):
+    """Records are saved without fsync; after a crash one can be empty. It must
+    not hide its container: its bundle and overlay mount would leak."""
+    mocker("run", "--name", unique, "--network", "none", BUSYBOX, "true", check=True)
+    cid = json.loads(mocker("inspect", unique, check=True).stdout)[0]["Id"]
+    bundle = json.loads(mocker("inspect", unique, check=True).stdout)[0]["Bundle"]
+    Path(os.environ["MOCKER_ROOT"], "engine", cid, "record.json").write_text("")
+    row = next(r for r in ps_rows("-a") if r["CONTAINER ID"] == cid[:12])
+    assert row["STATUS"] == "Dead"
+    mocker("rm", cid[:12], check=True)
+    assert not Path(bundle).exists()
+    assert f"{bundle}/rootfs" not in Path("/proc/self/mountinfo").read_text()
+    assert all(r["CONTAINER ID"] != cid[:12] for r in ps_rows("-a"))
 
 
 def test_kept_container_starts_again_after_a_reboot(cleanup, unique):
@@ -414,9 +426,7 @@ def test_kept_container_starts_again_after_a_reboot(cleanup, unique):
     assert list((bundle / "rootfs").iterdir()) == []
 
     mocker("start", unique, check=True)
-    deadline = time.monotonic() + 10
-    while mocker("logs", unique).stdout != "run\nrun\nrun\n" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: mocker("logs", unique).stdout == "run\nrun\nrun\n", timeout=10, step=0.1)
     assert mocker("logs", unique).stdout == "run\nrun\nrun\n", "the second run saw the first's file"
     assert not _is_volatile(_rootfs_mount_options(str(bundle)))
     mocker("rm", unique, check=True)
@@ -428,7 +438,9 @@ def test_killed_monitor_container_still_listed_and_removable(cleanup, network, u
     monitors = subprocess.run(["pgrep", "-x", "mocker monitor", "-a"], capture_output=True, text=True)
     pid = next(int(line.split()[0]) for line in monitors.stdout.splitlines() if cid in line)
     os.kill(pid, signal.SIGKILL)
-    time.sleep(0.2)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists()
+               or Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] == "Z",
+               what="the monitor is gone")
     row = next(r for r in ps_rows() if r["NAMES"] == unique)
     assert row["STATUS"].startswith("Up ")
     assert mocker("rm", "-f", unique).returncode == 0
@@ -466,9 +478,11 @@ def test_interactive_terminal(cleanup):
         assert _read_until(fd, b"30 100", seen), bytes(seen)
         assert b"/dev/pts/" in seen and b"42" in seen
         _set_window(fd, 40, 120)  # the terminal is resized: the container's follows
-        time.sleep(0.3)
-        os.write(fd, b"stty size\n")
-        assert _read_until(fd, b"40 120", seen), bytes(seen)
+
+        def resized() -> bool:   # SIGWINCH travels through the monitor and the runtime
+            os.write(fd, b"stty size\n")
+            return _read_until(fd, b"40 120", seen, timeout=1)
+        assert wait_until(resized, timeout=15), bytes(seen)
         os.write(fd, b"sleep 30 &\njobs\n")  # job control works in the container's shell
         assert _read_until(fd, b"Running", seen), bytes(seen)
         os.write(fd, b"exit 3\n")
@@ -490,8 +504,7 @@ def test_ctrl_c_reaches_the_container_once(cleanup):
         assert _read_until(fd, b"got INT", seen), bytes(seen)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 9
-        time.sleep(0.2)
-        _read_until(fd, b"never", seen, timeout=0.3)
+        _read_until(fd, b"never", seen, timeout=0.5)   # a look for a second one (none must come)
         assert seen.count(b"got INT") == 1, bytes(seen)
     finally:
         os.close(fd)

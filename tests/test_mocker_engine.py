@@ -18,6 +18,7 @@ import pytest
 from mocker_engine import logs, records, table
 from mocker_engine.records import Record
 from tests.conftest import REPO, need_root, need_tool
+from tests.fixtures.wait import wait_until
 
 RUNTIME = os.environ.get("MOCKER_TEST_RUNTIME", "runc")
 
@@ -119,7 +120,7 @@ def test_killed_monitor_is_noticed_and_removable(container, unique):
     cid, _ = container(["sh", "-c", "while true; do sleep 0.1; done"])
     record = json.loads(Path(os.environ["MOCKER_ROOT"], "engine", cid, "record.json").read_text())
     os.kill(record["monitor_pid"], signal.SIGKILL)
-    time.sleep(0.2)
+    wait_until(lambda: not _alive(record["monitor_pid"]), what="the monitor is gone")
     assert ps_rows()[0][4].startswith("Up "), "the container outlives its monitor"
     inspected = json.loads(engine("inspect", unique).stdout)[0]
     assert inspected["State"]["Running"] and inspected["State"]["Pid"] > 0
@@ -137,10 +138,18 @@ def test_container_exits_while_monitor_dead(container, unique):
     cid, _ = container(["sh", "-c", "sleep 1"])
     record = json.loads(Path(os.environ["MOCKER_ROOT"], "engine", cid, "record.json").read_text())
     os.kill(record["monitor_pid"], signal.SIGKILL)
-    time.sleep(1.5)
-    status = ps_rows("-a")[0][4]
+    status = wait_until(lambda: next((s for s in [ps_rows("-a")[0][4]] if s.startswith("Exited")), ""),
+                        timeout=15)
     assert status.startswith("Exited (255)"), status  # as docker reports a lost shim
     engine("rm", unique)
+
+
+def _alive(pid: int) -> bool:
+    """pid runs (a zombie has ended: its parent just has not reaped it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_rm_refuses_running_and_names_are_unique(container, unique):
@@ -179,9 +188,7 @@ def test_start_again_logs_both_runs(container, unique):
     assert done.stdout == "run\n"
     assert engine("logs", unique).stdout == "run\n", "a foreground run is logged too"
     assert engine("start", unique).returncode == 0
-    deadline = time.monotonic() + 10
-    while engine("logs", unique).stdout != "run\nrun\n" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: engine("logs", unique).stdout == "run\nrun\n", timeout=10, step=0.1)
     assert engine("logs", unique).stdout == "run\nrun\n"
 
 
