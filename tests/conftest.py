@@ -23,7 +23,8 @@ COMMANDS = {
 }
 
 # Registry fixtures, engine harnesses, the cgroup v2 guest, and the check that the suite leaves nothing behind.
-pytest_plugins = ["tests.fixtures.plugin", "tests.fixtures.engines", "tests.fixtures.leaks", "tests.guest.fixture"]
+pytest_plugins = ["tests.fixtures.plugin", "tests.fixtures.engines", "tests.fixtures.leaks", "tests.guest.fixture",
+                  "tests.fixtures.bundler", "tests.fixtures.network"]
 
 
 def _write_shims(bindir: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mocker_common.errors import ExitCode
-from tests.test_bundle_helpers import bundles, kind_of, make, root, run_bundle  # noqa: F401 (fixtures)
+from tests.fixtures.bundler import kind_of, make, run_bundle
 from tests.conftest import need_root
 from tests.fixtures import images as fx
 

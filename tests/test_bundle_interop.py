@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_bundle_helpers import remove_bundle, run_bundle
+from tests.fixtures.bundler import remove_bundle, run_bundle
 from tests.conftest import need_root, need_tool
 from tests.fixtures import images as fx
 

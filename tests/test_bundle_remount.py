@@ -10,7 +10,7 @@ import pytest
 from mocker_common.errors import ExitCode
 from tests.conftest import need_root
 from tests.fixtures import images as fx
-from tests.test_bundle_helpers import bundles, make, remove_bundle, root, run_bundle  # noqa: F401
+from tests.fixtures.bundler import make, remove_bundle, run_bundle
 
 
 @pytest.fixture(autouse=True)

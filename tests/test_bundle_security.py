@@ -9,7 +9,7 @@ bundle nor a cache entry is left behind.
 import pytest
 
 from mocker_common.errors import ExitCode
-from tests.test_bundle_helpers import remove_bundle, run_bundle, snapshot
+from tests.fixtures.bundler import remove_bundle, run_bundle, snapshot
 from tests.conftest import need_root
 from tests.fixtures import evil_layers
 from tests.fixtures import images as fx

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.engines import IMAGE, freezer_state, process_cgroups
+from tests.fixtures.wait import wait_until
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -46,10 +47,9 @@ def task_status(containerd, cid) -> str:
 
 
 def wait_status(containerd, cid, wanted, timeout=30) -> str:
-    deadline = time.monotonic() + timeout
-    while (status := task_status(containerd, cid)) != wanted and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return status
+    """The task's status once it is wanted, or whatever it is after timeout."""
+    wait_until(lambda: task_status(containerd, cid) == wanted, timeout, step=0.1)
+    return task_status(containerd, cid)
 
 
 def test_run_rm_exit_code_env_cwd(containerd, cid):
@@ -133,17 +133,13 @@ def test_detached_exec_pause_ps_kill_rm(containerd, cid):
 def test_kill_all(containerd, cid):
     containerd(*containerd.run_args("--detach", IMAGE, cid, "sh", "-c", "sleep 1000 & sleep 1000 & wait"))
     assert wait_status(containerd, cid, "RUNNING") == "RUNNING"
-    deadline = time.monotonic() + 30
-    while len(containerd("task", "ps", cid).stdout.splitlines()) < 4 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: len(containerd("task", "ps", cid).stdout.splitlines()) >= 4, step=0.1)
     pids = [int(line.split()[0]) for line in containerd("task", "ps", cid).stdout.splitlines()[1:]]
     assert len(pids) == 3
     containerd("task", "kill", "--all", "--signal", "SIGKILL", cid)
     assert wait_status(containerd, cid, "STOPPED") == "STOPPED"
     # the init's exit is reported first; the others may still be dying: wait, with a limit
-    deadline = time.monotonic() + 30
-    while [pid for pid in pids if _alive(pid)] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not [pid for pid in pids if _alive(pid)], step=0.05)
     assert not [pid for pid in pids if _alive(pid)]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_net_helpers import free_port, host_links, http_get, mocker_net, network  # noqa: F401
+from tests.fixtures.network import free_port, host_links, http_get, mocker_net
 
 
 class CniCaller:
@@ -93,7 +93,7 @@ def test_add_check_del_as_a_cni_runtime_calls_them(cni, netns, network, tmp_path
     server = subprocess.Popen(["ip", "netns", "exec", netns, "busybox", "httpd", "-f", "-p", "80",
                                "-h", str(tmp_path / "www")])
     try:
-        from tests.test_net_helpers import wait_listening
+        from tests.fixtures.network import wait_listening
         wait_listening(server.pid, 80)
         assert http_get(f"http://127.0.0.1:{port}/") == "via cni\n"
     finally:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import need_tool
 from tests.fixtures import images
-from tests.test_net_helpers import free_port, host_links, http_get, mocker_net, network  # noqa: F401
+from tests.fixtures.network import free_port, host_links, http_get, mocker_net
 
 pytestmark = [pytest.mark.interop]
 

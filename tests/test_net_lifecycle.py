@@ -7,8 +7,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from mocker_common import paths
-from tests.test_net_helpers import (containers, free_port, free_subnet, host_links,  # noqa: F401
-                                    mocker_net, network, remote_host, host_veth)
+from tests.fixtures.network import free_port, free_subnet, host_links, mocker_net, host_veth
 
 
 def net_files() -> list[str]:

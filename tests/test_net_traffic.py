@@ -9,8 +9,7 @@ import socket
 
 import pytest
 
-from tests.test_net_helpers import (TELL_PEER, UDP_ECHO, containers, free_port, http_get,  # noqa: F401
-                                    network, remote_host)
+from tests.fixtures.network import TELL_PEER, UDP_ECHO, free_port, http_get
 
 
 def ping(container, address: str) -> bool:

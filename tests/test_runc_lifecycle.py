@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import need_root
 from tests.fixtures import cgroupfs
 from tests.fixtures.bundles import busybox_template, new_bundle, runc_tool  # noqa: F401
+from tests.fixtures.wait import wait_until
 
 pytestmark = pytest.mark.usefixtures("root_only")
 
@@ -28,12 +29,7 @@ def cgroup_dir(cid):
 
 
 def wait_status(tool, cid, status, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if tool.state(cid)["status"] == status:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{cid} never became {status}: {tool.state(cid)}")
+    wait_until(lambda: tool.state(cid)["status"] == status, timeout, what=f"{cid} is {status}")
 
 
 def test_run_gives_the_exit_code_and_cleans_up(runc_tool, new_bundle, unique):
@@ -57,12 +53,10 @@ def test_create_waits_until_start(runc_tool, new_bundle, unique, tmp_path):
     assert state["status"] == "created"
     assert state["pid"] == int(pid_file.read_text())
     assert os.path.exists(f"/proc/{state['pid']}")
-    time.sleep(0.2)
+    time.sleep(0.2)     # a short look for what must NOT happen (no event to wait for)
     assert not marker.exists(), "the process ran before start"
     runc_tool("start", unique, check=True)
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(marker.exists, what="the started process wrote its marker")
     assert marker.read_text() == "started\n"
     assert runc_tool.state(unique)["status"] == "running"
     again = runc_tool("start", unique)
@@ -88,11 +82,10 @@ def test_delete_force_kills_every_process(runc_tool, new_bundle, unique):
     bundle = new_bundle(["sh", "-c", "sleep 60 & sleep 60 & wait"])
     runc_tool.detached("run", "-d", "--bundle", str(bundle), unique)
     pid = runc_tool.state(unique)["pid"]
-    ps = json.loads(runc_tool("ps", "--format", "json", unique, check=True).stdout)
-    deadline = time.monotonic() + 30
-    while len(ps) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    def three_processes():
         ps = json.loads(runc_tool("ps", "--format", "json", unique, check=True).stdout)
+        return ps if len(ps) >= 3 else None
+    ps = wait_until(three_processes, what="sh and its two sleeps run")
     assert pid in ps and len(ps) == 3
     runc_tool("delete", "--force", unique, check=True)
     assert not any(os.path.exists(f"/proc/{p}/stat") and
@@ -167,12 +160,8 @@ def test_run_reports_128_plus_signal(runc_tool, new_bundle, unique):
     run = subprocess.Popen(["mocker-runc", "--root", str(runc_tool.root), "run", "-b", str(bundle),
                             unique], stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if runc_tool("state", unique).returncode == 0 and \
-                    runc_tool.state(unique)["status"] == "running":
-                break
-            time.sleep(0.02)
+        wait_until(lambda: runc_tool("state", unique).returncode == 0
+                   and runc_tool.state(unique)["status"] == "running", what="running")
         runc_tool("kill", unique, "KILL", check=True)
         assert run.wait(10) == 137
     finally:
@@ -198,12 +187,8 @@ def test_exec_joins_the_container(runc_tool, new_bundle, unique, tmp_path):
                        str(pid_file), unique)
     pid = int(pid_file.read_text())
     assert pid in json.loads(runc_tool("ps", "--format", "json", unique).stdout)
-    deadline = time.monotonic() + 120   # each exec takes seconds in the v2 guest (TCG)
-    while time.monotonic() < deadline:
-        out = runc_tool("exec", unique, "cat", "/dev/shm/x").stdout
-        if out:
-            break
-        time.sleep(0.05)
+    out = wait_until(lambda: runc_tool("exec", unique, "cat", "/dev/shm/x").stdout,
+                     timeout=120, step=0.05)   # each exec takes seconds in the v2 guest (TCG)
     assert out == "from-process-file\n"
 
 
