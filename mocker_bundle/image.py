@@ -13,7 +13,7 @@ from typing import NamedTuple
 from mocker_common import mediatypes as mt
 from mocker_common import contract, paths
 from mocker_common.digest import blob_path, check_digest, digest_bytes
-from mocker_common.errors import Corrupt, MockerError, NotFound
+from mocker_common.errors import Corrupt, MockerError, NotFound, NotPulled
 from mocker_common.reference import parse_reference
 
 # uname -m -> the architecture names of the image-spec (Go's GOARCH).
@@ -62,6 +62,9 @@ def open_image(source: ImageSource, platform: tuple[str, str] | None = None) -> 
     try:
         index = json.loads((layout / "index.json").read_bytes())
     except FileNotFoundError:
+        if layout == paths.image_layout():     # a new machine: nothing pulled yet
+            raise NotPulled(f"image {source.ref} is not in the store (pull it first: "
+                            "mocker-fetch)") from None
         raise NotFound(f"{layout} is not an OCI image layout (no index.json)") from None
     except ValueError as err:
         raise Corrupt(f"{layout}/index.json is not valid JSON: {err}") from None
@@ -96,8 +99,9 @@ def _find_ref(manifests: list, source: ImageSource, layout: Path) -> tuple[dict,
         for manifest, name in zip(manifests, names):
             if name is not None and (name == wanted or _normalized(name) == wanted):
                 return manifest, source.ref
-    raise NotFound(f"image {source.ref} not found in {layout}"
-                   + (" (pull it first: mocker-fetch)" if layout == paths.image_layout() else ""))
+    if layout == paths.image_layout():
+        raise NotPulled(f"image {source.ref} is not in the store (pull it first: mocker-fetch)")
+    raise NotFound(f"image {source.ref} not found in {layout}")
 
 
 def _normalized(name: str) -> str | None:

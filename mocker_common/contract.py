@@ -5,7 +5,8 @@ mocker-bundle reads; mocker-bundle writes annotations into config.json that
 mocker-net's hooks, the engine and mocker-bundle's own `--rm` read back; and
 `-p` mappings travel as text inside one of those annotations. Each of these
 is defined here and nowhere else, so both ends always agree. (Exit codes, the
-other half of the contract, are ExitCode in errors.py.)
+other half of the contract, are ExitCode in errors.py, and Docker's codes
+for `run` and `exec` below.)
 
 Standard library only, and cheap to import: every command loads it.
 """
@@ -22,6 +23,13 @@ HOSTNAME = "org.mocker.hostname"   # the container's hostname, for mocker-net's 
 # stop signal, which mocker-bundle copies from the image config.
 IMAGE_PREFIX = "org.opencontainers.image."
 STOP_SIGNAL = IMAGE_PREFIX + "stopSignal"
+
+
+# --- what bin/mocker's run and exec exit with when the container's process did
+# not run (else its own status), as `docker run` does; docs/architecture.md ---
+RUN_FAILED = 125          # mocker itself failed: bad option, pull, bundle, runtime
+CANNOT_INVOKE = 126       # the command is there but cannot be executed
+COMMAND_NOT_FOUND = 127   # the command is not in the container
 
 
 # --- the oci: line: mocker-fetch's stdout, mocker-bundle's input (skopeo's syntax) ---

@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     NO_SPACE = 7         # the disk is full
     CONFLICT = 8         # already exists, in use, or locked by another
     CERTIFICATE = 9      # a registry's TLS certificate could not be verified (or ours was refused)
+    NOT_PULLED = 10      # mocker-bundle: the image is not in the store (bin/mocker pulls it then)
     INTERRUPTED = 130    # Ctrl-C, as a shell reports SIGINT
 
 
@@ -35,6 +36,11 @@ class MockerError(Exception):
 
 class NotFound(MockerError):
     code = ExitCode.NOT_FOUND
+
+
+class NotPulled(NotFound):
+    """Only this not-found means "pull it": a missing --env-file or user must not."""
+    code = ExitCode.NOT_PULLED
 
 
 class Unauthorized(MockerError):

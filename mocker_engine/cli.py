@@ -1,8 +1,11 @@
 """The engine's verbs, as bin/mocker calls them: `python3 -m mocker_engine VERB ...`.
 
 Each verb reads its options and calls one function of records, monitor,
-lifecycle, table or logs. Errors are one line, with docker's exit codes:
-125 when `run` or `exec` fail in mocker itself, 1 for the other verbs.
+lifecycle, table or logs. Errors are one line. Exit codes (docs/architecture.md):
+`run`, `create` and `exec` use docker's 125 when mocker itself fails (126 and
+127 come from the monitor: the command could not be run); the other verbs exit
+with the error's own code (3 no such container, 8 in use...), as the four
+commands do.
 """
 
 import contextlib
@@ -11,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from mocker_common import cli
+from mocker_common import cli, contract
 from mocker_common.errors import MockerError
 
 from . import records
@@ -20,7 +23,7 @@ from . import records
 # starts the engine on every run, and each import costs start-up time.
 
 PROG = "mocker"
-RUN_ERROR, VERB_ERROR = 125, 1
+RUN_ERROR = contract.RUN_FAILED
 
 
 # --- run: the record and the monitor (bin/mocker bundles first) ---
@@ -128,15 +131,15 @@ def do_logs(args) -> int:
 
 def _each(refs, action) -> int:
     """Apply action to every container; report failures, go on, fail at the end."""
-    failed = False
+    code = 0
     for ref in refs:
         try:
             action(records.resolve(ref))
             print(ref)
         except MockerError as err:
             print(f"{PROG}: {err}", file=sys.stderr)
-            failed = True
-    return VERB_ERROR if failed else 0
+            code = code or int(err.code)   # the first failure's
+    return code
 
 
 def do_stop(args) -> int:
@@ -217,7 +220,7 @@ def _exec_user(record, spec: str) -> list[str]:
 
 # --- the parser ---
 
-def _verb(sub, name, func, help_text, error_code=VERB_ERROR):
+def _verb(sub, name, func, help_text, error_code=None):
     parser = sub.add_parser(name, prog=f"{PROG} {name}", help=help_text, description=help_text)
     parser.set_defaults(func=func, error_code=error_code)
     return parser
@@ -354,12 +357,14 @@ def build_parser() -> "argparse.ArgumentParser":
 
 
 def _with_code(func, code):
-    """Run a verb; its mocker errors exit with docker's code for that verb."""
+    """Run a verb; with a code (run, create, exec: docker's 125), its mocker
+    errors exit with that code, else with their own."""
     def call(args):
         try:
             return func(args)
         except MockerError as err:
-            err.code = code
+            if code is not None:
+                err.code = code
             raise
     return call
 

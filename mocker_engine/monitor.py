@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from mocker_common import notes
+from mocker_common import contract, notes
 from mocker_common.errors import MockerError
 
 from . import lifecycle, procs, records, runtime
@@ -28,8 +28,6 @@ from .records import EXITED, RUNNING, Record
 from .runtime import LOGGER
 
 TITLE = "mocker monitor"
-# Docker's codes when the container never ran (its own exit code otherwise).
-ENGINE_ERROR, CANNOT_INVOKE, NOT_FOUND = 125, 126, 127
 # Signals a monitor passes on to the runtime (which passes them to the container).
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 # Signals the terminal sends to the whole foreground group, runtime included:
@@ -91,10 +89,10 @@ def start_failure_code(message: str) -> int:
     lowered = message.lower()
     if "exec" in lowered:
         if "permission denied" in lowered or "exec format error" in lowered:
-            return CANNOT_INVOKE
+            return contract.CANNOT_INVOKE
         if "not found" in lowered or "no such file" in lowered:
-            return NOT_FOUND
-    return ENGINE_ERROR
+            return contract.COMMAND_NOT_FOUND
+    return contract.RUN_FAILED
 
 
 def _finish(record: Record, status: int) -> int:
@@ -230,7 +228,7 @@ def detach(record: Record, print_id: bool = True) -> int:
     code, _, message = answer.partition(" ")
     print(f"mocker: container {record.name} did not start: "
           f"{message or 'its monitor failed'}", file=sys.stderr)
-    return int(code) if code.isdigit() else ENGINE_ERROR
+    return int(code) if code.isdigit() else contract.RUN_FAILED
 
 
 def start(record: Record) -> int:

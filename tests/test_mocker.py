@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from mocker_common import paths
+from mocker_common import contract, paths
+from mocker_common.errors import ExitCode
 from tests.conftest import need_root, need_tool
 from tests.fixtures import cgroupfs
 from tests.fixtures.network import free_port
@@ -568,9 +569,31 @@ def test_help(verb):
     assert done.returncode == 0 and "usage" in done.stdout.lower(), done.stderr
 
 
-def test_unknown_verb():
+def test_unknown_verb_and_image_subcommand_are_usage_errors():
     done = mocker("frobnicate")
-    assert done.returncode == 1 and "unknown command" in done.stderr
+    assert done.returncode == ExitCode.USAGE and "unknown command" in done.stderr
+    done = mocker("image", "frobnicate")
+    assert done.returncode == ExitCode.USAGE and "unknown image command" in done.stderr
+
+
+def test_only_a_missing_image_makes_run_pull(cleanup, tmp_path):
+    """bin/mocker pulls when mocker-bundle says NOT_PULLED, and only then: any other
+    not-found is shown as it is, with docker's 125, and nothing is fetched."""
+    done = mocker("-v", "run", "--rm", f"oci:{tmp_path}/no-layout:latest", "true")
+    assert done.returncode == contract.RUN_FAILED
+    assert "is not an OCI image layout" in done.stderr
+    assert "+ mocker-fetch" not in done.stderr
+
+
+def test_engine_verbs_exit_with_the_errors_code(cleanup, mirror, unique):
+    missing = mocker("stop", "nosuchcontainer")
+    assert missing.returncode == ExitCode.NOT_FOUND and "no such container" in missing.stderr
+    mocker("run", "-d", "--name", unique, "--network", "none", BUSYBOX, "sleep", "60", check=True)
+    busy = mocker("rm", unique)
+    assert busy.returncode == ExitCode.CONFLICT and "is running" in busy.stderr
+    assert len(busy.stderr.strip().splitlines()) == 1
+    pulled = mocker("pull", f"{mirror.host}/library/busybox:no-such-tag")   # the mirror: loopback only
+    assert pulled.returncode == ExitCode.NOT_FOUND, pulled.stderr
 
 
 def _complete(*words: str) -> list[str]:

@@ -17,6 +17,7 @@ import pytest
 
 from mocker_engine import logs, records, table
 from mocker_engine.records import Record
+from mocker_common.errors import ExitCode
 from tests.conftest import REPO, need_root, need_tool
 from tests.fixtures.wait import wait_until
 
@@ -155,7 +156,7 @@ def _alive(pid: int) -> bool:
 def test_rm_refuses_running_and_names_are_unique(container, unique):
     container(["sh", "-c", "while true; do sleep 0.1; done"])
     refused = engine("rm", unique, check=False)
-    assert refused.returncode == 1 and "is running" in refused.stderr
+    assert refused.returncode == ExitCode.CONFLICT and "is running" in refused.stderr
     taken = engine("create", "--image", "busybox", "--name", unique, check=False)
     assert taken.returncode == 125 and "already in use" in taken.stderr
     assert len(taken.stderr.strip().splitlines()) == 1
@@ -163,7 +164,7 @@ def test_rm_refuses_running_and_names_are_unique(container, unique):
 
 def test_unknown_and_ambiguous_references(unique):
     missing = engine("stop", "nosuchname", check=False)
-    assert missing.returncode == 1 and "no such container: nosuchname" in missing.stderr
+    assert missing.returncode == ExitCode.NOT_FOUND and "no such container: nosuchname" in missing.stderr
     prefix = unique[2:]  # 8 hex digits
     made = [Record(id=f"{prefix}{digit}".ljust(64, "0"), name=f"{unique}{digit}", image="busybox",
                    created=time.time()) for digit in "12"]
