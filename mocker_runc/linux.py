@@ -14,52 +14,22 @@ import os
 import resource
 import struct
 
+# The kernel's numbers for namespaces and mounts live in flags.py (spec.py
+# reads them too, without loading libc); linux.MS_BIND and co. stay valid here.
+from .flags import (  # noqa: F401
+    CLONE_NEWNS, CLONE_NEWUSER, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT,
+    MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_MOVE, MS_REC, MS_SLAVE, MS_RELATIME, MNT_DETACH,
+)
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
-# <linux/sched.h>: namespace flags for unshare(2) and setns(2)
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWTIME = 0x00000080
-
-# <linux/mount.h>: mount(2) flags
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_SYNCHRONOUS = 16
-MS_REMOUNT = 32
-MS_MANDLOCK = 64
-MS_DIRSYNC = 128
-MS_NOATIME = 1024
-MS_NODIRATIME = 2048
-MS_BIND = 4096
-MS_MOVE = 8192
-MS_REC = 16384
-MS_SILENT = 32768
-MS_UNBINDABLE = 1 << 17
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-MS_SHARED = 1 << 20
-MS_RELATIME = 1 << 21
-MS_STRICTATIME = 1 << 24
-MS_LAZYTIME = 1 << 25
-MNT_DETACH = 2
-
 # <linux/prctl.h>
-PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
-PR_GET_NO_NEW_PRIVS = 39
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
-PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # <linux/capability.h>: the v3 capset(2) header version (64-bit sets)
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -221,10 +191,6 @@ def no_new_privs() -> None:
 def set_child_subreaper() -> None:
     """Orphaned descendants (the container after the middle process exits) come to us."""
     prctl(PR_SET_CHILD_SUBREAPER, 1)
-
-
-def die_with_parent(sig: int) -> None:
-    prctl(PR_SET_PDEATHSIG, sig)
 
 
 # <linux/seccomp.h>

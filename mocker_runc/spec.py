@@ -11,6 +11,7 @@ import os
 
 from mocker_common.errors import MockerError, NotFound
 
+from . import flags as k   # the kernel's CLONE_* and MS_* numbers
 from .record import Record
 
 SPEC_VERSION = "1.0.2"
@@ -27,14 +28,14 @@ CAPABILITIES = [
 
 # config-linux.md#namespaces: spec name -> (CLONE_* flag, /proc/PID/ns file)
 NAMESPACES = {
-    "user": (0x10000000, "user"),
-    "pid": (0x20000000, "pid"),
-    "network": (0x40000000, "net"),
-    "mount": (0x00020000, "mnt"),
-    "ipc": (0x08000000, "ipc"),
-    "uts": (0x04000000, "uts"),
-    "cgroup": (0x02000000, "cgroup"),
-    "time": (0x00000080, "time"),
+    "user": (k.CLONE_NEWUSER, "user"),
+    "pid": (k.CLONE_NEWPID, "pid"),
+    "network": (k.CLONE_NEWNET, "net"),
+    "mount": (k.CLONE_NEWNS, "mnt"),
+    "ipc": (k.CLONE_NEWIPC, "ipc"),
+    "uts": (k.CLONE_NEWUTS, "uts"),
+    "cgroup": (k.CLONE_NEWCGROUP, "cgroup"),
+    "time": (k.CLONE_NEWTIME, "time"),
 }
 
 RLIMITS = {
@@ -102,7 +103,7 @@ class Mount(Record):
 
     @property
     def is_bind(self) -> bool:
-        return bool(self.flags & 0x1000)  # MS_BIND
+        return bool(self.flags & k.MS_BIND)
 
 
 class Namespace(Record):
@@ -172,23 +173,28 @@ class Spec(Record):
 
 # option -> (flag, True to set it / False to clear it); mount(8)'s names
 _MOUNT_FLAGS = {
-    "ro": (1, True), "rw": (1, False), "nosuid": (2, True), "suid": (2, False),
-    "nodev": (4, True), "dev": (4, False), "noexec": (8, True), "exec": (8, False),
-    "sync": (16, True), "async": (16, False), "remount": (32, True),
-    "mand": (64, True), "nomand": (64, False), "dirsync": (128, True),
-    "noatime": (1024, True), "atime": (1024, False),
-    "nodiratime": (2048, True), "diratime": (2048, False),
-    "bind": (4096, True), "rbind": (4096 | 16384, True), "silent": (32768, True),
-    "relatime": (1 << 21, True), "norelatime": (1 << 21, False),
-    "strictatime": (1 << 24, True), "nostrictatime": (1 << 24, False),
-    "lazytime": (1 << 25, True), "nolazytime": (1 << 25, False),
+    "ro": (k.MS_RDONLY, True), "rw": (k.MS_RDONLY, False),
+    "nosuid": (k.MS_NOSUID, True), "suid": (k.MS_NOSUID, False),
+    "nodev": (k.MS_NODEV, True), "dev": (k.MS_NODEV, False),
+    "noexec": (k.MS_NOEXEC, True), "exec": (k.MS_NOEXEC, False),
+    "sync": (k.MS_SYNCHRONOUS, True), "async": (k.MS_SYNCHRONOUS, False),
+    "remount": (k.MS_REMOUNT, True),
+    "mand": (k.MS_MANDLOCK, True), "nomand": (k.MS_MANDLOCK, False),
+    "dirsync": (k.MS_DIRSYNC, True),
+    "noatime": (k.MS_NOATIME, True), "atime": (k.MS_NOATIME, False),
+    "nodiratime": (k.MS_NODIRATIME, True), "diratime": (k.MS_NODIRATIME, False),
+    "bind": (k.MS_BIND, True), "rbind": (k.MS_BIND | k.MS_REC, True),
+    "silent": (k.MS_SILENT, True),
+    "relatime": (k.MS_RELATIME, True), "norelatime": (k.MS_RELATIME, False),
+    "strictatime": (k.MS_STRICTATIME, True), "nostrictatime": (k.MS_STRICTATIME, False),
+    "lazytime": (k.MS_LAZYTIME, True), "nolazytime": (k.MS_LAZYTIME, False),
     "defaults": (0, True),
 }
 _PROPAGATION = {
-    "private": 1 << 18, "rprivate": (1 << 18) | 16384,
-    "shared": 1 << 20, "rshared": (1 << 20) | 16384,
-    "slave": 1 << 19, "rslave": (1 << 19) | 16384,
-    "unbindable": 1 << 17, "runbindable": (1 << 17) | 16384,
+    "private": k.MS_PRIVATE, "rprivate": k.MS_PRIVATE | k.MS_REC,
+    "shared": k.MS_SHARED, "rshared": k.MS_SHARED | k.MS_REC,
+    "slave": k.MS_SLAVE, "rslave": k.MS_SLAVE | k.MS_REC,
+    "unbindable": k.MS_UNBINDABLE, "runbindable": k.MS_UNBINDABLE | k.MS_REC,
 }
 # runc-specific options that are not passed to the kernel
 _IGNORED_OPTIONS = {"tmpcopyup", "nocopyup"}
@@ -266,11 +272,11 @@ def _mounts(items: list[dict], bundle: str, mount_label: str = "") -> list[Mount
         if not dest.startswith("/"):
             raise SpecError(f"mount destination {dest!r} must be an absolute path")
         flags, propagation, data = parse_mount_options(item.get("options") or [])
-        mtype = item.get("type") or ("bind" if flags & 0x1000 else "")
+        mtype = item.get("type") or ("bind" if flags & k.MS_BIND else "")
         if mtype == "bind":
-            flags |= 0x1000
+            flags |= k.MS_BIND
         source = item.get("source", "")
-        if flags & 0x1000 and not source.startswith("/"):
+        if flags & k.MS_BIND and not source.startswith("/"):
             source = os.path.join(bundle, source)
         if mount_label and mtype in _LABELLED_TYPES:   # config-linux.md#mount-label
             data = ",".join(filter(None, [data, f'context="{mount_label}"']))
@@ -348,7 +354,7 @@ def parse(doc: dict, bundle: str) -> Spec:
         masked_paths=list(linux.get("maskedPaths") or []),
         readonly_paths=list(linux.get("readonlyPaths") or []),
         sysctl=dict(linux.get("sysctl") or {}),
-        rootfs_propagation=_PROPAGATION.get(propagation, (1 << 18) | 16384),
+        rootfs_propagation=_PROPAGATION.get(propagation, k.MS_PRIVATE | k.MS_REC),
         cgroups_path=linux.get("cgroupsPath") or "",
         resources=dict(linux.get("resources") or {}),
         seccomp=linux.get("seccomp"), hooks=_hooks(doc.get("hooks")),

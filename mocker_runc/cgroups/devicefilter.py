@@ -97,12 +97,6 @@ def install(cgroup: str | int, ruleset: RuleSet) -> int:
         os.close(prog)   # the attachment keeps the program alive
 
 
-def detach_all(cgroup: str | int) -> None:
-    with _CgroupFd(cgroup) as fd:
-        for prog_id in attached(fd):
-            _detach(fd, prog_id)
-
-
 def _detach(fd: int, prog_id: int) -> None:
     try:
         old = linux.bpf_prog_get_fd_by_id(prog_id)
