@@ -88,15 +88,24 @@ def fork_into_cgroup(cgroup_dir: str) -> int:
 
     clone3(2) with CLONE_INTO_CGROUP: 0 in the child, its pid in the parent;
     OSError where the kernel refuses (before 5.7, or a seccomp policy hiding
-    clone3). Unlike os.fork, Python's at-fork hooks do not run in the child:
-    call it while single-threaded, and let the child exit or exec soon.
+    clone3). Python is told of the fork as os.fork tells it (the C API's
+    PyOS_BeforeFork / AfterFork_Child / AfterFork_Parent): the interpreter's
+    locks and threads are set right in the child, and the at-fork hooks run
+    (foreground.SignalForwarder gives the child its own signal handlers back).
     """
     fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=fd)
-        return _check(_syscall("clone3", ctypes.byref(args), ctypes.sizeof(args)), "clone3")
-    finally:
-        os.close(fd)
+    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=fd)
+    ctypes.pythonapi.PyOS_BeforeFork()
+    pid = _syscall("clone3", ctypes.byref(args), ctypes.sizeof(args))
+    errno = ctypes.get_errno()
+    if pid == 0:
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+    else:
+        ctypes.pythonapi.PyOS_AfterFork_Parent()
+    os.close(fd)
+    if pid < 0:
+        raise OSError(errno, f"clone3: {os.strerror(errno)}")
+    return pid
 
 
 # --- mounts -------------------------------------------------------------------

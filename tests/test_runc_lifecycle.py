@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -260,3 +261,40 @@ def test_stopped_is_observed_not_remembered(runc_tool, new_bundle, unique):
     pid = runc_tool.state(unique)["pid"]
     os.kill(pid, signal.SIGKILL)   # behind the runtime's back
     wait_status(runc_tool, unique, "stopped")
+
+
+def test_a_clone3_child_is_forked_as_python_forks():
+    """fork_into_cgroup (clone3 CLONE_INTO_CGROUP) tells Python of the fork as
+    os.fork does: the at-fork hooks run in the child (the runtime's signal
+    forwarder gives its children their handlers back through one), and the
+    child starts in the cgroup."""
+    need_root()
+    from mocker_runc import linux
+    unified = "/sys/fs/cgroup" if cgroupfs.is_v2() else "/sys/fs/cgroup/unified"
+    if not os.path.exists(f"{unified}/cgroup.procs"):
+        pytest.skip("no cgroup2 hierarchy on this host")
+    cgroup = Path(unified, f"mocker-test-clone3-{os.getpid()}")
+    cgroup.mkdir()
+    read, write = os.pipe()
+    armed = [True]     # the hook stays registered for the pytest process: it must go quiet
+
+    def hook():
+        if armed[0]:
+            os.write(write, b"hook ran\n")
+    os.register_at_fork(after_in_child=hook)
+    try:
+        pid = linux.fork_into_cgroup(str(cgroup))
+        if pid == 0:
+            os.write(write, Path("/proc/self/cgroup").read_bytes())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        armed[0] = False
+        os.close(write)
+        said = os.read(read, 4096).decode()
+        assert said.startswith("hook ran\n"), said
+        assert any(line.startswith("0::") and line.endswith("/" + cgroup.name)
+                   for line in said.splitlines()), said
+    finally:
+        armed[0] = False
+        os.close(read)
+        cgroup.rmdir()
