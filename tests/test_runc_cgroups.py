@@ -19,6 +19,7 @@ from mocker_common.errors import MockerError
 from mocker_runc import cgroups
 from mocker_runc.cgroups import hierarchies
 from tests.conftest import need_root
+from tests.fixtures.wait import wait_until
 
 MiB = 1 << 20
 BUSYBOX = "/bin/busybox"
@@ -39,16 +40,6 @@ def kill_all_and_remove(cg) -> None:
             wait_until(lambda: not cg.pids())
     finally:
         cg.remove()
-
-
-def wait_until(predicate, timeout=30.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.fixture

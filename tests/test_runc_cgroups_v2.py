@@ -24,7 +24,8 @@ from mocker_common.errors import MockerError
 from mocker_runc import cgroups
 from mocker_runc.cgroups import hierarchies, v2
 from tests.conftest import need_root
-from tests.test_runc_cgroups import check_freeze_and_thaw, kill_all_and_remove, spawn_in, wait_until
+from tests.fixtures.wait import wait_until
+from tests.test_runc_cgroups import check_freeze_and_thaw, kill_all_and_remove, spawn_in
 
 MiB = 1 << 20
 CONTROLLERS = "cpuset cpu io memory hugetlb pids"
