@@ -1,15 +1,14 @@
 """overlayfs mounts for bundle root filesystems (mount(2)/umount2(2) through libc)."""
 
-import ctypes
 import errno
 import os
 from pathlib import Path
 
+from mocker_common import mountcalls
 from mocker_common.errors import MockerError
 
 from . import log
 
-MNT_DETACH = 2
 # mount(2) takes its options as one page: this bounds the lowerdir list.
 MAX_OPTIONS = 4095
 # overlayfs's volatile: no sync of the upper filesystem when the overlay goes
@@ -18,17 +17,6 @@ MAX_OPTIONS = 4095
 # thrown away when it ends (`mocker run --rm`, as podman does for --rm): after
 # a crash, overlayfs refuses the upper until work/ is cleared.
 VOLATILE = ",volatile"
-
-_libc = None
-
-
-def _lib():
-    global _libc
-    if _libc is None:
-        # The C library Python itself runs on; find_library("c") would run ldconfig.
-        _libc = ctypes.CDLL(None, use_errno=True)
-    return _libc
-
 
 def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path,
                   volatile: bool = False) -> None:
@@ -65,16 +53,19 @@ def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path,
 
 def _mount(target: Path, options: str) -> int:
     """mount(2) of an overlay; 0 or the errno."""
-    if _lib().mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode()) != 0:
-        return ctypes.get_errno()
+    try:
+        mountcalls.mount("overlay", target, "overlay", 0, options)
+    except OSError as err:
+        return err.errno
     return 0
 
 
 def unmount(target: Path) -> None:
     log.info("umount --lazy %s", target)
-    if _lib().umount2(os.fsencode(target), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        raise MockerError(f"cannot unmount {target}: {os.strerror(err)}")
+    try:
+        mountcalls.umount(target, mountcalls.MNT_DETACH)
+    except OSError as err:
+        raise MockerError(f"cannot unmount {target}: {os.strerror(err.errno)}") from None
 
 
 def _mount_points() -> list[str]:

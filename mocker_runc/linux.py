@@ -14,11 +14,14 @@ import os
 import resource
 import struct
 
+from mocker_common import mountcalls
+from mocker_common.mountcalls import MNT_DETACH  # noqa: F401 (linux.MNT_DETACH for callers)
+
 # The kernel's numbers for namespaces and mounts live in flags.py (spec.py
 # reads them too, without loading libc); linux.MS_BIND and co. stay valid here.
 from .flags import (  # noqa: F401
     CLONE_NEWNS, CLONE_NEWUSER, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT,
-    MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_MOVE, MS_REC, MS_SLAVE, MS_RELATIME, MNT_DETACH,
+    MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_MOVE, MS_REC, MS_SLAVE, MS_RELATIME,
 )
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -110,14 +113,9 @@ def fork_into_cgroup(cgroup_dir: str) -> int:
 
 # --- mounts -------------------------------------------------------------------
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
-          data: str | None = None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
-           "mount", target)
-
-
-def umount(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(_b(target), flags), "umount", target)
+# mount(2), umount2(2): shared with mocker-bundle's overlays (mocker_common/mountcalls.py)
+mount = mountcalls.mount
+umount = mountcalls.umount
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
