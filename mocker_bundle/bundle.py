@@ -11,9 +11,10 @@ import json
 import os
 import resource
 import shutil
+import stat
 from pathlib import Path
 
-from mocker_common import names
+from mocker_common import inroot, names
 from mocker_common.errors import Conflict, MockerError
 
 from . import log, mount
@@ -23,7 +24,7 @@ from .image import Image
 from .options import BundleOptions
 from .profile import DEFAULT_CAPABILITIES, DEFAULT_NOFILE
 from .remount import write_layer_record
-from .rootdir import RootDir, container_parts, make_dirs_in_root, read_file_in_root, remove_tree
+from .rootdir import remove_tree
 
 def container_id(name: str | None, bundle_dir: Path | None) -> str:
     """--name, else the bundle directory's name if it makes a good id, else a new
@@ -117,11 +118,11 @@ def _copy_rootfs(image: Image, rootfs: Path) -> None:
 
 def _write_config(image: Image, opts: BundleOptions, bundle_dir: Path, rootfs: Path,
                   validate: bool) -> None:
-    passwd = read_file_in_root(rootfs, "/etc/passwd")
-    group = read_file_in_root(rootfs, "/etc/group")
+    passwd = inroot.read_file(rootfs, "/etc/passwd")
+    group = inroot.read_file(rootfs, "/etc/group")
     config = runtime_config(image.config, opts, _text(passwd), _text(group))
     # Docker creates a WorkingDir the image lacks, so the process can start there.
-    make_dirs_in_root(rootfs, config["process"]["cwd"])
+    inroot.make_dirs(rootfs, config["process"]["cwd"])
     for mnt in config["mounts"]:
         if mnt["type"] == "bind" and mnt["source"].startswith(opts.volumes_dir + "/"):
             _make_volume(rootfs, mnt["destination"], Path(mnt["source"]))
@@ -141,17 +142,25 @@ def _make_volume(rootfs: Path, destination: str, source: Path) -> None:
     """A directory for one of the image's Volumes, seeded (as Docker does) with
     what the image has at that path: files, owners, modes, links, xattrs."""
     source.parent.mkdir(exist_ok=True)
-    with RootDir(rootfs, container_view=True) as tree:
-        try:
-            fd = tree.open_dir(container_parts(destination), create=False)
-        except (FileNotFoundError, NotADirectoryError):
+    root = inroot.open_root(str(rootfs))
+    try:
+        fd = inroot.resolve(root, destination)
+    except (FileNotFoundError, NotADirectoryError):
+        fd = None
+    finally:
+        os.close(root)
+    try:
+        if fd is None or not stat.S_ISDIR(os.fstat(fd).st_mode):
             source.mkdir(mode=0o755)
             return
         # The directory was resolved inside the rootfs (as the container sees it);
         # cp reads it through our fd, so a symlink cannot point the copy at the host.
         import subprocess   # only for images with Volumes
-        subprocess.run(["cp", "-a", "--", f"/proc/self/fd/{fd}/.", str(source)],
+        subprocess.run(["cp", "-a", "--", f"{inroot.fd_path(fd)}/.", str(source)],
                        pass_fds=[fd], check=True, capture_output=True)
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _text(data: bytes | None) -> str | None:

@@ -42,18 +42,16 @@ def split_entry_path(name: str) -> list[str]:
 
 
 class RootDir:
-    """A directory opened once; paths under it are resolved without leaving it.
+    """A directory opened once; layer entries under it are resolved without leaving it.
 
-    Two policies for what would leave it. For layer entries (the default) a
-    symlink with an absolute target, or a `..` above the root, is refused: a
-    layer that needs them is hostile. With container_view=True, paths resolve as
-    the container will see them, as if chrooted: an absolute target starts again
-    at the root and `..` stops there (for WorkingDir, Volumes, /etc/passwd).
+    A symlink with an absolute target, or a `..` above the root, is refused: a
+    layer that needs them is hostile. (Paths as the container will see them,
+    as if chrooted, where an absolute target starts again at the root and `..`
+    stops there, are mocker_common/inroot.py's: /etc/passwd, WorkingDir, Volumes.)
     """
 
-    def __init__(self, path, container_view: bool = False):
+    def __init__(self, path):
         self.path = os.fspath(path)
-        self.container_view = container_view
         self.fd = os.open(self.path, _DIR_FLAGS)
         self._dir_fds: dict[tuple, int] = {}
 
@@ -102,11 +100,9 @@ class RootDir:
 
     def parent(self, name: str, create: bool = True) -> tuple[int, str, list[str]]:
         """(fd of the parent directory, last component, all components) for an entry path."""
-        parts = container_parts(name) if self.container_view else split_entry_path(name)
+        parts = split_entry_path(name)
         if not parts:
             return self.fd, ".", parts
-        if parts[-1] == "..":      # container view only: a directory, never a file's name
-            raise FileNotFoundError(name)
         return self.open_dir(parts[:-1], create), parts[-1], parts
 
     def _walk(self, parts: list[str], create: bool) -> int:
@@ -124,7 +120,7 @@ class RootDir:
                 if part == "..":
                     if len(stack) > 1:
                         os.close(stack.pop())
-                    elif not self.container_view:
+                    else:
                         raise UnsafePath(f"path {shown!r} leads out of the root through a symlink")
                     continue
                 fd, link = _open_component(stack[-1], part, create)
@@ -135,11 +131,8 @@ class RootDir:
                 if followed > MAX_SYMLINKS:
                     raise Corrupt(f"too many levels of symlinks in {shown!r}")
                 if link.startswith("/"):
-                    if not self.container_view:
-                        raise UnsafePath(f"path {shown!r} goes through symlink {part!r} -> "
-                                         f"{link!r}, an absolute path outside the root")
-                    while len(stack) > 1:       # start again at the root
-                        os.close(stack.pop())
+                    raise UnsafePath(f"path {shown!r} goes through symlink {part!r} -> "
+                                     f"{link!r}, an absolute path outside the root")
                 pending.extend(reversed(link.split("/")))
             result = stack.pop()
         finally:
@@ -202,37 +195,3 @@ def remove_tree(path) -> None:
         remove_at(dir_fd, os.path.basename(path))
     finally:
         os.close(dir_fd)
-
-
-def read_file_in_root(root, path: str, limit: int = 1 << 20) -> bytes | None:
-    """The content of a file inside root (e.g. /etc/passwd) as the container sees
-    it, or None if missing. Every symlink on the way, the file's own included, is
-    resolved inside the root: a rootfs whose /etc/passwd links to /etc/shadow
-    reads the rootfs's /etc/shadow, never the host's."""
-    with RootDir(root, container_view=True) as tree:
-        for _ in range(MAX_SYMLINKS):
-            try:
-                dir_fd, name, parts = tree.parent(path.lstrip("/"), create=False)
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            except (FileNotFoundError, NotADirectoryError):
-                return None
-            except OSError as err:
-                if err.errno != errno.ELOOP:
-                    raise
-                link = os.readlink(name, dir_fd=dir_fd)     # the file is a symlink
-                path = link if link.startswith("/") else "/".join(parts[:-1] + [link])
-                continue
-            with os.fdopen(fd, "rb") as f:
-                return f.read(limit)
-    raise Corrupt(f"too many levels of symlinks in {path!r}")
-
-
-def make_dirs_in_root(root, path: str) -> None:
-    """Create directory path (and parents) inside root, as `mkdir -p` in the container would."""
-    with RootDir(root, container_view=True) as tree:
-        tree.open_dir(container_parts(path), create=True)
-
-
-def container_parts(path: str) -> list[str]:
-    """Components of an absolute path in the container (`..` kept: the walk clamps it)."""
-    return [part for part in path.split("/") if part not in ("", ".")]

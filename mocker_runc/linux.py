@@ -15,6 +15,7 @@ import resource
 import struct
 
 from mocker_common import mountcalls
+from mocker_common.inroot import fd_path  # noqa: F401 (linux.fd_path for callers)
 from mocker_common.mountcalls import MNT_DETACH  # noqa: F401 (linux.MNT_DETACH for callers)
 
 # The kernel's numbers for namespaces and mounts live in flags.py (spec.py
@@ -451,28 +452,6 @@ def exec_fd(fd: int, argv: list[str], env: dict[str, str]) -> None:
         os.execve(proc_path, argv, env)
 
 
-# <linux/openat2.h>: how openat2(2) resolves a path
-RESOLVE_NO_XDEV = 0x01
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_BENEATH = 0x08
-RESOLVE_IN_ROOT = 0x10
-_OPENAT2 = 437    # the same number on every architecture
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64)]
-
-
-def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
-    """openat2(2) (Linux 5.6): open path below dirfd, resolved as `resolve` says.
-    OSError ENOSYS on an older kernel (or where seccomp hides it)."""
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    return _check(_libc.syscall(_OPENAT2, dirfd, _b(path), ctypes.byref(how),
-                                ctypes.sizeof(how)), "openat2", path)
-
-
 def mount_id(fd: int) -> int:
     """The id of the mount fd is on (proc(5): /proc/self/fdinfo's mnt_id)."""
     with open(f"/proc/self/fdinfo/{fd}") as f:
@@ -480,9 +459,3 @@ def mount_id(fd: int) -> int:
             if line.startswith("mnt_id:"):
                 return int(line.split()[1])
     raise OSError(errno.ENOENT, "no mnt_id in fdinfo", f"/proc/self/fdinfo/{fd}")
-
-
-def fd_path(fd: int) -> str:
-    """A path the kernel resolves to exactly fd's file (a /proc magic link): where
-    mount(2) and friends act on what fd holds, not on a name looked up again."""
-    return f"/proc/self/fd/{fd}"

@@ -16,9 +16,10 @@ import errno
 import os
 import stat
 
+from mocker_common import inroot
 from mocker_common.errors import MockerError
 
-from . import inroot, linux
+from . import linux
 from .spec import Device, Mount, Spec
 
 # runc's default devices (config-linux.md#default-devices)

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from mocker_bundle.extract import unpack_layer
-from mocker_bundle.rootdir import make_dirs_in_root, read_file_in_root
+from mocker_common.inroot import make_dirs as make_dirs_in_root, read_file as read_file_in_root
 from tests.conftest import need_root
 from tests.fixtures import images as fx
 

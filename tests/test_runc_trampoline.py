@@ -12,7 +12,8 @@ import subprocess
 
 import pytest
 
-from mocker_runc import inroot, linux, trampoline
+from mocker_common import inroot
+from mocker_runc import linux, trampoline
 
 
 def _run_trampoline(command_prefix, exe_path, program, args, pass_fds=()):
@@ -105,7 +106,7 @@ def resolver(request, monkeypatch):
         monkeypatch.setattr(inroot, "_openat2_missing", True)
     else:
         try:
-            os.close(linux.openat2(-100, "/", os.O_PATH, 0))
+            os.close(inroot.openat2(-100, "/", os.O_PATH, 0))
         except OSError as err:
             if err.errno == errno.ENOSYS:
                 pytest.skip("this kernel has no openat2")

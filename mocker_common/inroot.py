@@ -1,4 +1,10 @@
-"""Paths inside the rootfs, resolved by the kernel from an fd, never looked up twice.
+"""Paths inside a rootfs as the container sees them, resolved from an fd, never looked up twice.
+
+mocker-runc resolves mount destinations, device nodes and the cwd here;
+mocker-bundle the image's /etc/passwd, WorkingDir and Volumes: both as if the
+rootfs were / (absolute symlinks start again at the root, `..` stops there).
+(Layer entries are another matter: mocker_bundle/rootdir.py refuses, rather
+than clamps, whatever would leave the root.)
 
 A mount destination such as /vol/dir can sit on a volume that a running
 container shares: between "resolve the path" and "mount there" it can swap a
@@ -18,11 +24,10 @@ stopping at the root, never a /proc "magic link" that could point anywhere):
     the walk to another place inside the root.
 """
 
+import ctypes
 import errno
 import os
 import stat
-
-from . import linux
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _MAX_LINKS = 40   # as the kernel's own limit (ELOOP)
@@ -49,11 +54,33 @@ def resolve(root: int, path: str, create: str | None = None) -> int:
     return _walk(root, path, create)
 
 
+# <linux/openat2.h>: how openat2(2) resolves a path
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+_OPENAT2 = 437    # the same number on every architecture
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2) (Linux 5.6): open path below dirfd, resolved as `resolve` says.
+    OSError ENOSYS on an older kernel (or where seccomp hides it)."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    fd = _libc.syscall(_OPENAT2, dirfd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
+    if fd == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"openat2: {os.strerror(err)}", path)
+    return fd
+
+
 def _openat2(root: int, path: str) -> int:
     for _ in range(16):
         try:
-            return linux.openat2(root, path, os.O_PATH,
-                                 linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS)
+            return openat2(root, path, os.O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
         except OSError as err:
             # EAGAIN: a rename elsewhere raced with a `..`; the kernel asks to try again
             if err.errno != errno.EAGAIN:
@@ -118,6 +145,43 @@ def _open_or_make(here: int, name: str, create: str | None, last: bool) -> int:
     return os.open(name, _O_PATH | os.O_NOFOLLOW, dir_fd=here)
 
 
+def fd_path(fd: int) -> str:
+    """A path the kernel resolves to exactly fd's file (a /proc magic link): where
+    mount(2) and friends act on what fd holds, not on a name looked up again."""
+    return f"/proc/self/fd/{fd}"
+
+
 def where(fd: int) -> str:
     """Where fd is, as our mount namespace names it (its /proc/self/fd link)."""
-    return os.readlink(linux.fd_path(fd))
+    return os.readlink(fd_path(fd))
+
+
+def read_file(root_path, path: str, limit: int = 1 << 20) -> bytes | None:
+    """The content of the file at path inside root_path, as the container sees it,
+    or None if it is missing or not a file. Symlinks on the way, the file's own
+    included, resolve inside the root: a rootfs whose /etc/passwd links to
+    /etc/shadow reads the rootfs's /etc/shadow, never the host's."""
+    root = open_root(os.fspath(root_path))
+    try:
+        fd = resolve(root, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    finally:
+        os.close(root)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        # Reopened through its magic link: the very file resolved, now readable.
+        with open(fd_path(fd), "rb") as f:
+            return f.read(limit)
+    finally:
+        os.close(fd)
+
+
+def make_dirs(root_path, path: str) -> None:
+    """mkdir -p path inside root_path, as the container would."""
+    root = open_root(os.fspath(root_path))
+    try:
+        os.close(resolve(root, path, "dir"))
+    finally:
+        os.close(root)
