@@ -60,14 +60,14 @@ def container(tmp_path, unique):
     made = []
 
     def create(args, detach=True, name=None, rm=False):
+        """As bin/mocker runs it: `engine run OPTIONS BUNDLE`, the bundle named by the id."""
         name = name or unique
-        created = engine("create", "--image", "busybox", "--name", name, *(["--rm"] if rm else []))
-        cid = created.stdout.strip()
+        cid = os.urandom(32).hex()
         made.append(cid)
-        bundle = hand_bundle(tmp_path / cid[:12], args, cid)
-        monitor = engine("monitor", *(["--detach"] if detach else []), "--bundle", str(bundle), cid,
-                         check=False)
-        return cid, monitor
+        bundle = hand_bundle(tmp_path / cid, args, cid)
+        run = engine("run", "--image", "busybox", "--name", name, *(["--rm"] if rm else []),
+                     *(["--detach"] if detach else []), str(bundle), check=False)
+        return cid, run
 
     yield create
     for cid in made:
@@ -90,6 +90,19 @@ def test_foreground_exit_code_and_output(container):
     row = next(r for r in ps_rows("-a") if r[0] == cid[:12])
     assert row[4].startswith("Exited (3)")
     assert row[5] == "127.0.0.1:8080->80/tcp"
+
+
+def test_create_then_monitor_for_scripts(tmp_path, unique):
+    """run's two halves, as scripts may call them: create prints an id, monitor runs it."""
+    need_root()
+    cid = engine("create", "--image", "busybox", "--name", unique).stdout.strip()
+    try:
+        bundle = hand_bundle(tmp_path / "bundle", ["sh", "-c", "echo made; exit 4"], cid)
+        done = engine("monitor", "--bundle", str(bundle), cid, check=False)
+        assert done.returncode == 4 and done.stdout == "made\n", done.stderr
+        assert next(r for r in ps_rows("-a") if r[0] == cid[:12])[4].startswith("Exited (4)")
+    finally:
+        engine("rm", "--force", cid, check=False)
 
 
 def test_detached_ps_logs_stop(container, unique):
