@@ -17,7 +17,7 @@ from pathlib import Path
 from mocker_common import inroot, names
 from mocker_common.errors import Conflict, MockerError
 
-from . import log, mount
+from . import log, mount, seccomp_profile
 from .cache import ensure_layer, gc_lock
 from .convert import runtime_config
 from .image import Image
@@ -48,13 +48,7 @@ def host_defaults(opts: BundleOptions, bundle_dir: Path) -> BundleOptions:
         found = shutil.which("mocker-net")
         filled["net_command"] = os.path.abspath(found) if found else None
     if opts.seccomp is None:
-        try:
-            # mocker-runc's profile itself, not mocker_runc.seccomp: that loads libseccomp.
-            from mocker_runc.seccomp_profile import build
-        except ImportError:
-            pass
-        else:
-            filled["seccomp"] = build(list(DEFAULT_CAPABILITIES))
+        filled["seccomp"] = seccomp_profile.build(DEFAULT_CAPABILITIES)
     return opts._replace(**filled)
 
 

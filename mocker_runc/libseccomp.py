@@ -23,7 +23,6 @@ LIBRARY = "libseccomp.so.2"
 ACT_KILL_PROCESS = 0x80000000
 ACT_KILL_THREAD = 0x00000000
 ACT_TRAP = 0x00030000
-ACT_NOTIFY = 0x7FC00000
 ACT_LOG = 0x7FFC0000
 ACT_ALLOW = 0x7FFF0000
 
@@ -77,9 +76,10 @@ def lib() -> ctypes.CDLL:
             ("seccomp_arch_add", ctypes.c_int, [ctx, ctypes.c_uint32]),
             ("seccomp_arch_resolve_name", ctypes.c_uint32, [ctypes.c_char_p]),
             ("seccomp_syscall_resolve_name", ctypes.c_int, [ctypes.c_char_p]),
+            ("seccomp_syscall_resolve_name_arch", ctypes.c_int, [ctypes.c_uint32, ctypes.c_char_p]),
+            ("seccomp_arch_native", ctypes.c_uint32, []),
             ("seccomp_rule_add_array", ctypes.c_int,
              [ctx, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(ArgCmp)]),
-            ("seccomp_export_pfc", ctypes.c_int, [ctx, ctypes.c_int]),
             ("seccomp_export_bpf", ctypes.c_int, [ctx, ctypes.c_int]),
             ("seccomp_version", ctypes.POINTER(ctypes.c_uint * 3), []),
         ):
@@ -108,6 +108,20 @@ def syscall_number(name: str) -> int | None:
     """
     number = lib().seccomp_syscall_resolve_name(name.encode())
     return None if number == NR_SCMP_ERROR else number
+
+
+def syscall_number_in(arch: int, name: str) -> int | None:
+    """The number of a syscall in architecture arch (a token), or None if unknown there.
+
+    For x32 the number carries the x32 bit (0x40000000), as the kernel sees it.
+    """
+    number = lib().seccomp_syscall_resolve_name_arch(arch, name.encode())
+    return None if number == NR_SCMP_ERROR else number
+
+
+def native_arch() -> int:
+    """The token of the architecture libseccomp was built for (this process's)."""
+    return lib().seccomp_arch_native()
 
 
 def version() -> str:
@@ -166,7 +180,3 @@ class Filter:
             return b"".join(chunks)
         finally:
             os.close(fd)
-
-    def export_pfc(self, fd: int) -> None:
-        """Write the filter as readable pseudo-code (for debugging)."""
-        _check(lib().seccomp_export_pfc(self._ctx, fd), "cannot export the filter")

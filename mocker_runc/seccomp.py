@@ -15,7 +15,10 @@ seccomp(2) call, which needs neither libseccomp nor the host's files, so it
 works after pivot_root.
 
 Syscall names libseccomp does not know (newer than the library, or for other
-architectures) are skipped, as runc does.
+architectures) are skipped, as runc does. A syscall numbered above every one
+the profile names fails with ENOSYS, not the default action, as under runc
+(seccomp_enosys.py). Which profile to apply is config.json's business: Docker's
+default is written by mocker-bundle (mocker_bundle/seccomp_profile.py).
 """
 
 import errno
@@ -24,7 +27,7 @@ import os
 from mocker_common.errors import MockerError
 
 from . import libseccomp as ls
-from . import linux, seccomp_cache
+from . import linux, seccomp_cache, seccomp_enosys
 
 _ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP",
             "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
@@ -86,7 +89,7 @@ def prepare(cfg: dict, cache_root: str | None = None) -> Program:
 
 
 def build(cfg: dict) -> bytes:
-    """libseccomp's BPF program for cfg (what seccomp_load(3) would load)."""
+    """The BPF program for cfg: runc's ENOSYS stub, then what libseccomp builds."""
     default = _action(cfg.get("defaultAction"), cfg.get("defaultErrnoRet"), "defaultAction")
     with ls.Filter(default) as flt:
         # The runtime sets no_new_privs itself when process.noNewPrivileges asks;
@@ -98,17 +101,7 @@ def build(cfg: dict) -> bytes:
             _add_arch(flt, name)
         for rule in cfg.get("syscalls") or []:
             _add_syscall_rule(flt, rule, default)
-        return flt.export_bpf()
-
-
-def default_profile(capabilities: list[str] | None = None) -> dict:
-    """A Docker-like default linux.seccomp: allow a list, fail the rest with EPERM.
-
-    capabilities (e.g. ["CAP_SYS_ADMIN"]) also allow the syscalls that need them.
-    """
-    from . import seccomp_profile  # only mocker-bundle needs it
-
-    return seccomp_profile.build(capabilities or [])
+        return seccomp_enosys.stub(cfg) + flt.export_bpf()
 
 
 def _action(name: str | None, errno_ret: int | None, where: str) -> int:

@@ -23,7 +23,7 @@ import zlib
 from mocker_common.files import atomic_write
 
 DIRNAME = ".seccomp"   # container ids cannot start with a dot (state.Store.dir)
-_FORMAT = b"mocker-runc seccomp cache 1"
+_FORMAT = b"mocker-runc seccomp cache 2"   # 2: programs start with the ENOSYS stub
 
 
 def cache_key(config: dict, library_version: str) -> bytes:

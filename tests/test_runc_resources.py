@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mocker_runc import seccomp
+from mocker_bundle.seccomp_profile import build as docker_profile
 from tests.conftest import need_root, need_tool
 from tests.fixtures import cgroupfs
 from tests.fixtures.bundles import busybox_template, new_bundle, runc_tool  # noqa: F401
@@ -99,7 +99,7 @@ def test_exec_gets_the_containers_seccomp_filter(runc_tool, new_bundle, unique):
 
 
 def test_dockers_default_profile_runs_busybox(runc_tool, new_bundle, unique):
-    profile = seccomp.default_profile(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"])
+    profile = docker_profile(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"])
     bundle = new_bundle(["sh", "-c", "ls / >/dev/null && echo listed; unshare -n true "
                                      "2>/dev/null || echo no-unshare"],
                         edit=lambda c: c["linux"].update(seccomp=profile))

@@ -16,6 +16,8 @@ import subprocess
 import pytest
 
 from mocker_common.errors import MockerError
+from mocker_bundle.profile import DEFAULT_CAPABILITIES
+from mocker_bundle.seccomp_profile import build as docker_profile
 from mocker_runc import seccomp
 from mocker_runc import libseccomp, seccomp_cache
 from tests.conftest import need_root
@@ -144,7 +146,7 @@ def test_the_default_profile_runs_busybox_commands(tmp_path):
         try:
             os.chdir(tmp_path)
             os.dup2(write_end, 1)
-            seccomp.apply(seccomp.default_profile())
+            seccomp.apply(docker_profile(DEFAULT_CAPABILITIES))
             os.execv(BUSYBOX, ["sh", "-c", script])
         finally:
             os._exit(127)
@@ -159,7 +161,7 @@ def test_the_default_profile_runs_busybox_commands(tmp_path):
 
 def test_the_default_profile_denies_namespaces_mount_and_kexec(tmp_path):
     need_root()
-    profile = seccomp.default_profile()
+    profile = docker_profile(DEFAULT_CAPABILITIES)
     profile["defaultErrnoRet"] = MARK
 
     def child():
@@ -186,7 +188,7 @@ def test_the_default_profile_denies_namespaces_mount_and_kexec(tmp_path):
 
 def test_the_default_profile_refuses_clone_into_new_namespaces():
     need_root()
-    profile = seccomp.default_profile()
+    profile = docker_profile(DEFAULT_CAPABILITIES)
     profile["defaultErrnoRet"] = MARK
 
     def child():
@@ -223,16 +225,6 @@ def test_without_no_new_privs_an_unprivileged_process_cannot_load_a_filter():
     assert as_nobody(no_new_privs=True) == {"ok": "2"}
     refused = as_nobody(no_new_privs=False)["error"]
     assert "without no_new_privs it needs CAP_SYS_ADMIN" in refused
-
-
-def test_capabilities_widen_the_default_profile():
-    plain = seccomp.default_profile()
-    admin = seccomp.default_profile(["CAP_SYS_ADMIN"])
-    allowed = plain["syscalls"][0]["names"]
-    assert "mount" not in allowed and "read" in allowed
-    assert "mount" in admin["syscalls"][0]["names"]
-    assert plain["defaultAction"] == "SCMP_ACT_ERRNO" and plain["defaultErrnoRet"] == errno.EPERM
-    assert json.loads(json.dumps(plain)) == plain  # mocker-bundle writes it into config.json
 
 
 @pytest.mark.parametrize("cfg, message", [
