@@ -29,6 +29,7 @@ from mocker_common.errors import ExitCode
 from tests.conftest import need_root, need_tool
 from tests.fixtures import cgroupfs
 from tests.fixtures.network import free_port
+from tests.fixtures.seccomp import build_probe
 from tests.fixtures.wait import wait_until
 
 BUSYBOX = "busybox"  # docker.io/library/busybox:latest, served by the mirror
@@ -614,3 +615,13 @@ def test_bash_completion(cleanup, unique):
     assert "busybox:latest" in _complete("run", "")
     formatted = mocker("ps", "--format", "{{.Names}}\\t{{.Image}}", check=True).stdout
     assert f"{unique}\tbusybox\n" in formatted
+
+
+def test_a_program_installs_its_own_seccomp_filter(cleanup, tmp_path):
+    """As under Docker: seccomp(2) is allowed, so sshd's sandbox, Chromium and
+    systemd can install filters of their own (no_new_privs first)."""
+    probe = build_probe(tmp_path / "probe")
+    done = mocker("run", "--rm", "--network", "none", "-v", f"{tmp_path}:/t", BUSYBOX,
+                  "/t/probe", "own-filter")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["own-filter", "0"]

@@ -19,7 +19,7 @@ from mocker_common.errors import MockerError
 from mocker_bundle.profile import DEFAULT_CAPABILITIES
 from mocker_bundle.seccomp_profile import build as docker_profile
 from mocker_runc import seccomp
-from mocker_runc import libseccomp, seccomp_cache
+from mocker_runc import libseccomp, seccomp_cache, seccomp_enosys
 from tests.conftest import need_root
 
 BUSYBOX = "/bin/busybox"
@@ -225,6 +225,53 @@ def test_without_no_new_privs_an_unprivileged_process_cannot_load_a_filter():
     assert as_nobody(no_new_privs=True) == {"ok": "2"}
     refused = as_nobody(no_new_privs=False)["error"]
     assert "without no_new_privs it needs CAP_SYS_ADMIN" in refused
+
+
+def raw_number(number, *args):
+    """errno of the raw syscall numbered number (0 if it succeeds)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return 0 if libc.syscall(number, *args) >= 0 else ctypes.get_errno()
+
+
+def test_syscalls_newer_than_the_profile_are_not_implemented():
+    """runc's ENOSYS stub: above the highest number the profile names, a call is
+    "not implemented" (libc falls back to an older one), not the default EPERM."""
+    need_root()
+    profile = docker_profile(DEFAULT_CAPABILITIES)
+    native = libseccomp.native_arch()
+    highest = seccomp_enosys.highest_numbers(profile)[native][native]
+    assert highest >= libseccomp.syscall_number("futex_waitv")
+
+    def child():
+        seccomp.apply(profile)
+        return {"above": raw_number(highest + 1, 0, 0), "far above": raw_number(1000),
+                "acct": raw_syscall("acct", 0), "getpid": raw_syscall("getpid")}
+
+    _, result = in_child(child)
+    assert result["ok"] == {"above": errno.ENOSYS, "far above": errno.ENOSYS,
+                            "acct": errno.EPERM, "getpid": 0}
+
+
+@pytest.mark.parametrize("profile", [
+    {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]},
+    {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno.ENOSYS,
+     "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]},
+])
+def test_no_stub_where_the_default_already_allows_or_says_enosys(profile):
+    assert seccomp_enosys.stub(profile) == b""
+
+
+def test_the_stub_sends_each_architecture_to_its_own_limit():
+    """x86_64 and x32 share one AUDIT_ARCH (x32 numbers carry bit 30); i386 has its own."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("x86_64's three architectures")
+    profile = docker_profile(DEFAULT_CAPABILITIES, machine="x86_64")
+    highest = seccomp_enosys.highest_numbers(profile)
+    x86_64, x32, i386 = (libseccomp.arch_token(n) for n in ("x86_64", "x32", "x86"))
+    assert set(highest) == {x86_64, i386} and set(highest[x86_64]) == {x86_64, x32}
+    assert highest[x86_64][x32] & seccomp_enosys.X32_SYSCALL_BIT
+    code = seccomp_enosys.stub(profile)
+    assert len(code) % 8 == 0 and 8 < len(code) // 8 < 32
 
 
 @pytest.mark.parametrize("cfg, message", [
