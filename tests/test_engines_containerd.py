@@ -11,7 +11,6 @@ RuntimeClass, uses.
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -31,10 +30,7 @@ def cid(containerd, unique):
     """A container id; its task and container are removed afterwards, whatever happened."""
     yield unique
     containerd("task", "kill", "--signal", "SIGKILL", "--all", unique, check=False)
-    for _ in range(50):
-        if containerd("task", "delete", unique, check=False).returncode != 0:
-            break
-        time.sleep(0.1)
+    wait_until(lambda: containerd("task", "delete", unique, check=False).returncode != 0, 5, step=0.1)
     containerd("container", "delete", unique, check=False)
 
 

@@ -10,12 +10,12 @@ curl on the host to 127.0.0.1, forwarded by netavark into the container.
 import json
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.engines import IMAGE, freezer_state, process_cgroups, recorded_argv
+from tests.fixtures.wait import wait_until
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -166,13 +166,10 @@ def test_published_port_reaches_httpd(podman, name):
     port = _free_port()
     podman("run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:80", IMAGE,
            "httpd", "-f", "-p", "80", "-h", "/www")
-    deadline = time.monotonic() + 15
-    while True:
-        curl = subprocess.run(["curl", "-sS", "--max-time", "2", f"http://127.0.0.1:{port}/index.html"],
+    def fetched():
+        return subprocess.run(["curl", "-sS", "--max-time", "2", f"http://127.0.0.1:{port}/index.html"],
                               capture_output=True, text=True)
-        if curl.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    curl = wait_until(lambda: (c := fetched()).returncode == 0 and c, 15, step=0.2) or fetched()
     assert curl.stdout == "hello from mocker httpd\n", curl.stderr
 
 

@@ -6,7 +6,6 @@ import os
 import random
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from tests.fixtures import images
 from tests.fixtures.faulty_registry import FaultyRegistry
 from tests.fixtures.registry import push_image
 from tests.test_fetch_pull import assert_all_blobs_verified, fetch, index_entries
+from tests.fixtures.wait import wait_until
 
 BIG = 3 << 20   # bytes of incompressible data in the big image's layer
 
@@ -115,10 +115,9 @@ def test_interrupted_pull_leaves_nothing_visible_and_resumes(registry, big_image
     with FaultyRegistry(registry.url, throttle=0.05) as proxy:
         pull = subprocess.Popen(["mocker-fetch", "--layout", str(layout), f"{proxy.host}/big"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while not (partial.exists() and partial.stat().st_size > 256 << 10):
-            assert time.monotonic() < deadline and pull.poll() is None
-            time.sleep(0.02)
+        wait_until(lambda: (partial.exists() and partial.stat().st_size > 256 << 10)
+                   or pull.poll() is not None, 30, what="a partial download")
+        assert pull.poll() is None, "the pull ended before it could be interrupted"
         pull.send_signal(signal.SIGINT)
         out, err = pull.communicate(timeout=30)
         assert pull.returncode == ExitCode.INTERRUPTED, err

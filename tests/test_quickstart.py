@@ -16,11 +16,11 @@ import os
 import re
 import shutil
 import subprocess
-import time
 
 import pytest
 
 from tests.conftest import REPO, need_root, need_tool
+from tests.fixtures.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -51,11 +51,9 @@ class Offline:
         self.holder = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private", "--",
                                         "sh", "-c", script, "sh", str(stash)])
         host = os.stat("/proc/self/ns/net").st_ino
-        deadline = time.monotonic() + 10
-        while (os.stat(f"/proc/{self.holder.pid}/ns/net").st_ino == host
-               or "sleep" not in open(f"/proc/{self.holder.pid}/cmdline").read()):
-            assert time.monotonic() < deadline, "unshare made no network namespace"
-            time.sleep(0.01)
+        wait_until(lambda: (os.stat(f"/proc/{self.holder.pid}/ns/net").st_ino != host
+                            and "sleep" in open(f"/proc/{self.holder.pid}/cmdline").read()),
+                   10, step=0.01, what="unshare made a network namespace")
         self.sh("ip link set lo up", check=True)
 
     def sh(self, script: str, check=False, timeout=180) -> subprocess.CompletedProcess:

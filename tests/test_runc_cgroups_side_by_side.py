@@ -7,13 +7,13 @@ the kernel files differ (tests/fixtures/cgroupfs.py finds them).
 """
 
 import json
-import time
 
 import pytest
 
 from tests.conftest import need_root, need_tool
 from tests.fixtures import cgroupfs
 from tests.fixtures.bundles import Runtime, busybox_template, new_bundle  # noqa: F401
+from tests.fixtures.wait import wait_until
 
 pytestmark = pytest.mark.interop
 MiB = 1 << 20
@@ -34,13 +34,7 @@ def resources(**values):
 
 
 def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    return wait_until(predicate, timeout, step=0.05, what="the condition")
 
 
 def cgroup_of(runtime, cid, controller="pids"):

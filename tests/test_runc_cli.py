@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import need_root
 from tests.fixtures.bundles import (busybox_template, leftover_mounts, new_bundle,  # noqa: F401
                                     runc_tool)
+from tests.fixtures.wait import wait_until
 
 
 def mocker_runc(*args, **kwargs):
@@ -183,10 +184,7 @@ def test_verbs_on_a_stopped_container_say_not_running(runc_tool, new_bundle, uni
     need_root()
     runc_tool.detached("create", "--bundle", str(new_bundle(["true"])), unique)
     runc_tool("kill", unique, "KILL", check=True)   # a created container can be killed
-    import time
-    deadline = time.monotonic() + 30
-    while runc_tool.state(unique)["status"] != "stopped" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: runc_tool.state(unique)["status"] == "stopped", 30, what=f"{unique} stopped")
     for verb in (["exec", unique, "true"], ["pause", unique], ["kill", unique]):
         proc = runc_tool(*verb)
         assert proc.returncode != 0 and "container not running" in proc.stderr, verb

@@ -14,7 +14,6 @@ and test_an_allow_all_program_is_caught shows the checks notice.
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from mocker_runc.cgroups import hierarchies
 from tests.conftest import need_root, need_tool
 from tests.fixtures.bundles import (Runtime, busybox_template, default_config,  # noqa: F401
                                     make_bundle, runc_tool)
+from tests.fixtures.wait import wait_until
 
 pytestmark = [pytest.mark.usefixtures("root"), pytest.mark.interop]   # runc side by side
 
@@ -99,10 +99,8 @@ def run_probes(tool: Runtime, bundle: Path, cid: str, tamper=None) -> dict:
         if tamper:
             tamper(tool, cid)
         tool("start", cid, check=True)
-        deadline = time.monotonic() + 60
-        while tool.state(cid)["status"] != "stopped":
-            assert time.monotonic() < deadline, "the probes did not finish"
-            time.sleep(0.05)
+        wait_until(lambda: tool.state(cid)["status"] == "stopped", 60, step=0.05,
+                   what="the probes finished")
     finally:
         tool("delete", "--force", cid)
     return report(out.read_text())
@@ -243,10 +241,9 @@ def test_update_replaces_the_program_and_delete_leaves_none(runc_tool, tmp_path,
         assert "Operation not permitted" in out
     finally:
         runc_tool("delete", "--force", unique)
-    deadline = time.monotonic() + 5
-    while devicefilter.program_exists(second):   # freed with the cgroup, from a work queue
-        assert time.monotonic() < deadline, "the program outlived the container"
-        time.sleep(0.02)
+    # freed with the cgroup, from a work queue
+    wait_until(lambda: not devicefilter.program_exists(second), 5,
+               what="the program freed with the container")
     assert not os.path.exists(f"/sys/fs/cgroup/mocker-test/{unique}")
 
 

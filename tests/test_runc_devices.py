@@ -253,11 +253,11 @@ def test_the_listing_names_each_rule_and_the_default():
 
 import os  # noqa: E402
 import subprocess  # noqa: E402
-import time  # noqa: E402
 
 from mocker_runc import linux  # noqa: E402
 from mocker_runc.cgroups import devicefilter, hierarchies  # noqa: E402
 from tests.conftest import need_root  # noqa: E402
+from tests.fixtures.wait import wait_until  # noqa: E402
 
 
 @pytest.fixture
@@ -286,12 +286,7 @@ def probe_in(cgroup: str, tmp_path, script: str) -> str:
 
 def gone(prog_id: int, timeout: float = 5.0) -> bool:
     """The kernel frees a program after its cgroup is gone, from a work queue."""
-    deadline = time.monotonic() + timeout
-    while devicefilter.program_exists(prog_id):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return wait_until(lambda: not devicefilter.program_exists(prog_id), timeout)
 
 
 def test_the_program_judges_the_cgroups_processes(cgroup2, tmp_path):

@@ -4,12 +4,12 @@ failures abort (config.md#posix-platform-hooks, runtime.md#lifecycle)."""
 import json
 import subprocess
 import os
-import time
 
 import pytest
 
 from tests.conftest import need_root
 from tests.fixtures.bundles import busybox_template, leftover_mounts, new_bundle, runc_tool  # noqa: F401,E501
+from tests.fixtures.wait import wait_until
 
 POINTS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
           "poststop"]
@@ -57,10 +57,7 @@ def test_hooks_run_in_order_with_the_state(runc_tool, new_bundle, unique, tmp_pa
     pid = json.loads((logdir / "createRuntime.json").read_text())["pid"]
     # the program's line comes after start returns (it races poststart): wait for it,
     # generously (a loaded CI host), and say so if it never comes
-    deadline = time.monotonic() + 30
-    while "main" not in order() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert "main" in order(), f"the container's program did not run within 30 s: {order()}"
+    wait_until(lambda: "main" in order(), 30, what=f"the container's program ran: {order()}")
     runc_tool("delete", "--force", unique, check=True)
     assert order() == POINTS[:5] + ["main", "poststop"] or \
         order() == POINTS[:4] + ["main", "poststart", "poststop"]

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from tests.conftest import need_root
 from tests.fixtures.attacks import build, digest, throwaway_mocker_runc, throwaway_runc
 from tests.fixtures.bundles import (Runtime, busybox_template, default_config,  # noqa: F401
                                     leftover_mounts, make_bundle, write_config)
+from tests.fixtures.wait import wait_until
 
 ROOT, USER = "root", "user"
 STARTS = 20   # containers started while the racer swaps
@@ -88,16 +88,12 @@ def _detached(tool: Runtime, *args) -> None:
 
 
 def _wait_stopped(tool: Runtime, cid: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while tool.state(cid)["status"] != "stopped":
-        assert time.monotonic() < deadline, f"{cid} still runs"
-        time.sleep(0.1)
+    wait_until(lambda: tool.state(cid)["status"] == "stopped", timeout, step=0.1,
+               what=f"{cid} stopped")
 
 
 def _wait_gone(pid: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout, step=0.1)
 
 
 # --- CVE-2019-5736: the image's #!/proc/self/exe ------------------------------------
