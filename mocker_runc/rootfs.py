@@ -181,7 +181,8 @@ def _mount_cgroup2(root: int, target: int, m: Mount) -> None:
     cgroup namespace), runc binds the host's tree instead: so do we.
     """
     try:
-        linux.mount("cgroup2", linux.fd_path(target), "cgroup2", m.flags)
+        # the source is only a name in mountinfo: the config's, as runc writes it
+        linux.mount(m.source or "cgroup", linux.fd_path(target), "cgroup2", m.flags)
         return
     except OSError as err:
         if err.errno not in (errno.EPERM, errno.EBUSY):

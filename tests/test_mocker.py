@@ -29,7 +29,7 @@ from mocker_common.errors import ExitCode
 from tests.conftest import need_root, need_tool
 from tests.fixtures import cgroupfs
 from tests.fixtures.network import free_port
-from tests.fixtures.seccomp import build_probe
+from tests.fixtures.syscalls import build_probe
 from tests.fixtures.wait import wait_until
 
 BUSYBOX = "busybox"  # docker.io/library/busybox:latest, served by the mirror

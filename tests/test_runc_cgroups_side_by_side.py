@@ -7,16 +7,21 @@ the kernel files differ (tests/fixtures/cgroupfs.py finds them).
 """
 
 import json
+import shutil
 
 import pytest
 
+from mocker_runc import libseccomp
 from tests.conftest import need_root, need_tool
 from tests.fixtures import cgroupfs
 from tests.fixtures.bundles import Runtime, busybox_template, new_bundle  # noqa: F401
+from tests.fixtures.syscalls import build_probe
 from tests.fixtures.wait import wait_until
 
 pytestmark = pytest.mark.interop
 MiB = 1 << 20
+CLONE_NEWCGROUP = 0x02000000
+UNSHARE = libseccomp.syscall_number("unshare")   # the syscall's number on this machine
 
 
 @pytest.fixture(params=["runc", "mocker-runc"])
@@ -100,7 +105,7 @@ def test_kill_all_kills_every_process_of_a_paused_container(runtime, new_bundle,
 
 
 def test_events_stats_give_the_kernels_figures(runtime, new_bundle, unique):
-    # ~8 MB held in a shell variable, then a sleep: three processes at most
+    # ~8 MB held in a shell variable, then a sleep
     bundle = new_bundle(["sh", "-c", "x=$(head -c 8000000 /dev/zero | tr '\\0' a); sleep 120"],
                         edit=resources(memory={"limit": 256 * MiB}, pids={"limit": 50}))
     runtime.detached("run", "-d", "--bundle", str(bundle), unique)
@@ -109,16 +114,23 @@ def test_events_stats_give_the_kernels_figures(runtime, new_bundle, unique):
         proc = runtime("events", "--stats", unique, check=True, timeout=60)
         return json.loads(proc.stdout)["data"]
 
-    # the peak (memory.peak on v2, max_usage_in_bytes on v1) saw the 8 MB
-    data = wait_for(lambda: (s := stats())["memory"]["usage"]["max"] > 8_000_000 and s)
-    assert data["memory"]["usage"]["limit"] == 256 * MiB
-    assert 0 < data["memory"]["usage"]["usage"] <= data["memory"]["usage"]["max"]
-    assert data["pids"]["current"] == len(json.loads(runtime("ps", "--format", "json", unique).stdout))
+    def settled():
+        """The pipeline done (sh execs its last command, sleep): ps lists what pids counts."""
+        data, ps = stats(), json.loads(runtime("ps", "--format", "json", unique).stdout)
+        return data["pids"]["current"] == len(ps) == 1 and data
+
+    data = wait_for(settled)
+    usage = data["memory"]["usage"]
+    assert usage["limit"] == 256 * MiB and usage["usage"] > 0
     assert data["pids"]["limit"] == 50
     assert data["cpu"]["usage"]["total"] > 0
+    # the peak saw the 8 MB: v1's max_usage_in_bytes, v2's memory.peak (runc reads
+    # that from 1.2 on; 1.1.5 leaves it out on v2, mocker-runc gives it)
+    if "max" in usage or runtime.binary == "mocker-runc":
+        assert usage["max"] > 8_000_000
 
 
-def test_nested_cgroup_namespaces_see_their_own_root(runtime, new_bundle, unique):
+def test_nested_cgroup_namespaces_see_their_own_root(runtime, new_bundle, unique, tmp_path):
     """cgroup v2 delegation as systemd in a container uses it: the container's
     cgroup namespace shows 0::/, a sub-cgroup it makes shows 0::/inner, and a
     namespace made there (unshare -C) shows 0::/ again."""
@@ -133,11 +145,14 @@ def test_nested_cgroup_namespaces_see_their_own_root(runtime, new_bundle, unique
         for kind in ("bounding", "effective", "permitted"):
             config["process"]["capabilities"][kind].append("CAP_SYS_ADMIN")
 
+    # busybox's unshare has no -C: the probe makes the unshare(CLONE_NEWCGROUP) call
     script = ("cat /proc/self/cgroup; mkdir /sys/fs/cgroup/inner; echo $$ > /sys/fs/cgroup/inner/cgroup.procs; "
-              "cat /proc/self/cgroup; unshare -C cat /proc/self/cgroup; echo 0 > /sys/fs/cgroup/cgroup.procs; "
-              "rmdir /sys/fs/cgroup/inner")
-    proc = runtime("run", "--bundle", str(new_bundle(["sh", "-c", script], edit=edit)), unique, timeout=60)
-    assert proc.stdout.split() == ["0::/", "0::/inner", "0::/"], proc.stderr
+              f"cat /proc/self/cgroup; /probe unshare={UNSHARE},{CLONE_NEWCGROUP:#x} /proc/self/cgroup; "
+              "echo 0 > /sys/fs/cgroup/cgroup.procs; rmdir /sys/fs/cgroup/inner")
+    bundle = new_bundle(["sh", "-c", script], edit=edit)
+    shutil.copy(build_probe(tmp_path / "probe"), bundle / "rootfs/probe")
+    proc = runtime("run", "--bundle", str(bundle), unique, timeout=60)
+    assert proc.stdout.split() == ["0::/", "0::/inner", "unshare", "0", "0::/"], proc.stderr
     assert proc.returncode == 0, proc.stderr
 
 

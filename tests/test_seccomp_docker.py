@@ -1,6 +1,6 @@
 """Docker's seccomp profile, call by call, under runc and under mocker-runc.
 
-A small static program (tests/fixtures/seccomp/probe.c) makes raw syscalls in
+A small static program (tests/fixtures/syscalls/probe.c) makes raw syscalls in
 a container of a bundle mocker-bundle wrote (Docker's capabilities and
 seccomp profile) and prints the errno of each. The same bundle runs under runc
 and under mocker-runc: each line must be the same, and each group of Docker's
@@ -23,7 +23,7 @@ from mocker_bundle.seccomp_profile import build as docker_profile
 from mocker_runc import libseccomp, seccomp_enosys
 from tests.conftest import need_root, need_tool
 from tests.fixtures import images
-from tests.fixtures.seccomp import build_probe
+from tests.fixtures.syscalls import build_probe
 
 PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")
 SIGCHLD, CLONE_FS, CLONE_NEWUSER, CLONE_NEWUTS = 17, 0x200, 0x10000000, 0x04000000
