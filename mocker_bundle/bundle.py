@@ -49,7 +49,7 @@ def host_defaults(opts: BundleOptions, bundle_dir: Path) -> BundleOptions:
         filled["net_command"] = os.path.abspath(found) if found else None
     if opts.seccomp is None:
         filled["seccomp"] = seccomp_profile.build(DEFAULT_CAPABILITIES)
-    return opts._replace(**filled)
+    return opts.replace(**filled)
 
 
 def create_bundle(image: Image, opts: BundleOptions, bundle_dir: Path, copy: bool = False,

@@ -21,5 +21,5 @@ def host_device(device: Device) -> Device:
     else:
         # Docker also takes a directory of devices; mocker takes one node at a time.
         raise MockerError(f"--device {device.host}: not a character or block device")
-    return device._replace(type=kind, major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
+    return device.replace(type=kind, major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
                            mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)

@@ -8,13 +8,13 @@ checked against the digest its descriptor gives.
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 from mocker_common import mediatypes as mt
 from mocker_common import contract, paths
 from mocker_common.digest import blob_path, check_digest, digest_bytes
 from mocker_common.errors import Corrupt, MockerError, NotFound, NotPulled
 from mocker_common.reference import parse_reference
+from mocker_common.record import FrozenRecord
 
 # uname -m -> the architecture names of the image-spec (Go's GOARCH).
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm",
@@ -22,12 +22,12 @@ _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "ar
            "riscv64": "riscv64"}
 
 
-class ImageSource(NamedTuple):
+class ImageSource(FrozenRecord):
     layout: Path
     ref: str | None          # None: the layout's only image
 
 
-class Image(NamedTuple):
+class Image(FrozenRecord):
     """A resolved image: its config and its layers with their uncompressed digests."""
 
     layout: Path

@@ -4,9 +4,9 @@ Pure functions: no I/O, so convert.py and its tests get exact, typed inputs.
 """
 
 import re
-from typing import NamedTuple
 
 from mocker_common.errors import MockerError
+from mocker_common.record import FrozenRecord
 
 from .profile import DEFAULT_NOFILE
 
@@ -14,7 +14,7 @@ NETWORK_MODES = ("bridge", "none", "host")
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-class Bind(NamedTuple):
+class Bind(FrozenRecord):
     """-v SOURCE:DESTINATION[:ro]"""
 
     source: str
@@ -22,7 +22,7 @@ class Bind(NamedTuple):
     readonly: bool = False
 
 
-class Device(NamedTuple):
+class Device(FrozenRecord):
     """--device HOST[:CONTAINER][:PERMS], and what the host's node is (host_device fills it)."""
 
     host: str
@@ -36,9 +36,9 @@ class Device(NamedTuple):
     gid: int = 0
 
 
-# NamedTuples, not dataclasses: importing dataclasses (with inspect) costs a
-# warm bundle ~5 ms; typing is loaded anyway, for image references.
-class BundleOptions(NamedTuple):
+# FrozenRecords (mocker_common/record.py), not dataclasses or NamedTuples: their
+# imports would cost every bundle 5-9 ms.
+class BundleOptions(FrozenRecord):
     container_id: str
     command: list | tuple = ()                   # replaces the image's Cmd
     entrypoint: str | None = None                # None: the image's; "": none

@@ -6,12 +6,12 @@ never the host's. A user given by name (and no group) also gets the
 supplementary groups that list it as a member.
 """
 
-from typing import NamedTuple
 
 from mocker_common.errors import MockerError
+from mocker_common.record import FrozenRecord
 
 
-class ExecUser(NamedTuple):
+class ExecUser(FrozenRecord):
     uid: int
     gid: int
     additional_gids: list

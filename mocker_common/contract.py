@@ -11,9 +11,8 @@ for `run` and `exec` below.)
 Standard library only, and cheap to import: every command loads it.
 """
 
-import collections
-
 from .errors import Conflict, MockerError
+from .record import FrozenRecord
 
 # --- config.json annotations (runtime-spec "annotations"; keys in reverse-DNS form) ---
 NETWORK = "org.mocker.network"     # bridge | none | host; also marks a bundle as mocker-bundle's
@@ -55,13 +54,13 @@ def parse_oci_line(text: str) -> tuple[str, str | None] | None:
 PROTOCOLS = ("tcp", "udp")
 
 
-class PortMapping(collections.namedtuple("PortMapping", "host_port container_port protocol host_ip",
-                                         defaults=("tcp", ""))):
-    """One -p: host_ip "" means every address of the host (docker shows 0.0.0.0).
-    (collections.namedtuple: typing.NamedTuple would import typing, ~10 ms at
-    every engine start.)"""
+class PortMapping(FrozenRecord):
+    """One -p: host_ip "" means every address of the host (docker shows 0.0.0.0)."""
 
-    __slots__ = ()
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = ""
 
     def __str__(self) -> str:
         prefix = f"{self.host_ip}:" if self.host_ip else ""

@@ -15,10 +15,10 @@ no I/O, so it is easy to test and to read.
 """
 
 import re
-from typing import NamedTuple
 
 from .digest import parse_digest
 from .errors import ExitCode, MockerError
+from .record import FrozenRecord
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"   # where docker.io's API really answers
@@ -38,7 +38,7 @@ class InvalidReference(MockerError):
         super().__init__(f"invalid reference {text!r}: {rule}", ExitCode.USAGE)
 
 
-class Reference(NamedTuple):
+class Reference(FrozenRecord):
     registry: str            # "docker.io", "127.0.0.1:5000"
     repository: str          # "library/busybox"
     tag: str | None = None   # None when pulled only by digest

@@ -6,7 +6,6 @@ and lives elsewhere; the record only remembers its path. Names are unique: they
 are reserved under a lock when the record is created.
 """
 
-import collections
 import contextlib
 import json
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 from mocker_common import names, paths
 from mocker_common.errors import Conflict, MockerError, NotFound
 from mocker_common.files import atomic_write, locked, read_json
+from mocker_common.record import FrozenRecord
 
 from .names import generate_name
 
@@ -27,35 +27,30 @@ CREATED, RUNNING, EXITED = "created", "running", "exited"
 DEAD = "dead"   # docker's word: the record is unreadable; `rm` still removes what it had
 
 
-# A record's fields: these four always given, then the rest with their defaults.
-_GIVEN = ("id", "name", "image", "created")   # created: a time.time()
-_DEFAULTS = {
-    "bundle": "",
-    "auto_remove": False,
-    "interactive": False,
-    "tty": False,
-    "init": False,          # --init: a reaper as pid 1
-    "stop_signal": "",      # --stop-signal; else the image's; else SIGTERM
-    "command": (),          # the process's args
-    "ports": (),            # "[ip:]host:ctr[/proto]"
-    "network": "",
-    "hostname": "",
-    "status": CREATED,
-    "started": 0.0,
-    "finished": 0.0,
-    "exit_code": None,      # an int once it exited
-    "monitor_pid": 0,
-    "monitor_start": "",    # the monitor's start time, against pid reuse
-}
-
-
-class Record(collections.namedtuple("Record", _GIVEN + tuple(_DEFAULTS),
-                                    defaults=tuple(_DEFAULTS.values()))):
+class Record(FrozenRecord):
     """One container, as record.json keeps it. Never changed in place: update()
-    writes a changed copy. (A namedtuple: a dataclass, or typing.NamedTuple,
-    would import inspect or typing, 3-7 ms more at every engine start.)"""
+    writes a changed copy."""
 
-    __slots__ = ()
+    id: str
+    name: str
+    image: str
+    created: float          # a time.time()
+    bundle: str = ""
+    auto_remove: bool = False
+    interactive: bool = False
+    tty: bool = False
+    init: bool = False          # --init: a reaper as pid 1
+    stop_signal: str = ""       # --stop-signal; else the image's; else SIGTERM
+    command: tuple = ()         # the process's args
+    ports: tuple = ()           # "[ip:]host:ctr[/proto]"
+    network: str = ""
+    hostname: str = ""
+    status: str = CREATED
+    started: float = 0.0
+    finished: float = 0.0
+    exit_code: int | None = None    # an int once it exited
+    monitor_pid: int = 0
+    monitor_start: str = ""     # the monitor's start time, against pid reuse
 
     @property
     def short_id(self) -> str:
@@ -96,7 +91,7 @@ def load(container_id: str) -> Record:
     except ValueError:
         return _dead(container_id)
     try:
-        return Record(**{k: v for k, v in data.items() if k in Record._fields})
+        return Record(**{k: v for k, v in data.items() if k in Record.fields()})
     except TypeError:       # not an object, or a given field missing
         return _dead(container_id)
 
@@ -114,7 +109,7 @@ def save(record: Record) -> None:
     """Write the record whole (rename). Without fsync: `mocker run` writes it four
     times, and a sync each is felt; a record that a crash left empty is loaded as
     dead (see _dead), not lost. Callers hold a lock."""
-    data = json.dumps(record._asdict(), indent=2).encode() + b"\n"
+    data = json.dumps(record.as_dict(), indent=2).encode() + b"\n"
     atomic_write(_record_file(record.id), data, durable=False)
 
 
@@ -122,7 +117,7 @@ def update(container_id: str, **changes) -> Record:
     """Change some fields of a record, under the container's lock."""
     with locked(record_dir(container_id) / ".lock"):
         record = load(container_id)
-        record = record._replace(**changes)
+        record = record.replace(**changes)
         save(record)
     return record
 

@@ -20,12 +20,12 @@ import logging
 import os
 import re
 import threading
-from typing import NamedTuple
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from mocker_common.errors import MockerError, Unauthorized
 from mocker_common.reference import DOCKER_HUB
+from mocker_common.record import FrozenRecord
 
 from .credentials import Credentials
 
@@ -38,7 +38,7 @@ MAX_TOKEN_ANSWER = 1 << 20   # bytes: a token answer is a small JSON object
 _PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
 
 
-class Challenge(NamedTuple):
+class Challenge(FrozenRecord):
     scheme: str                 # "bearer" or "basic", lowercased
     params: dict[str, str]      # realm, service, scope, error, …
 

@@ -2,10 +2,11 @@
 an auth file, a credential helper, `mocker-fetch login`, the command line."""
 
 import base64
-from typing import NamedTuple
+
+from mocker_common.record import FrozenRecord
 
 
-class Credentials(NamedTuple):
+class Credentials(FrozenRecord):
     username: str
     password: str
 

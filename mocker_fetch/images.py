@@ -6,7 +6,6 @@ OCI layout, including one written by `skopeo copy … oci:DIR:REF`.
 
 import json
 import logging
-from typing import NamedTuple
 from datetime import datetime, timezone
 
 from mocker_common.errors import MockerError, NotFound
@@ -15,11 +14,12 @@ from mocker_common.mediatypes import INDEXES, REF_NAME
 from .layout import Layout
 from .manifest import host_platform
 from mocker_common.reference import InvalidReference, parse_reference
+from mocker_common.record import FrozenRecord
 
 log = logging.getLogger("mocker.fetch")
 
 
-class ImageInfo(NamedTuple):
+class ImageInfo(FrozenRecord):
     refname: str     # the org.opencontainers.image.ref.name annotation, "" if none
     name: str        # "docker.io/library/busybox" ("" if the ref name is a bare tag)
     tag: str         # "latest" ("" if pulled by digest or unnamed)
@@ -154,4 +154,4 @@ def render_table(images: list[ImageInfo]) -> str:
 
 def render_json(images: list[ImageInfo]) -> str:
     keys = ("refname", "name", "tag", "digest", "image_id", "size", "created")
-    return json.dumps([{k: i._asdict()[k] for k in keys} for i in images], indent=2)
+    return json.dumps([{k: i.as_dict()[k] for k in keys} for i in images], indent=2)

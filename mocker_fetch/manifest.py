@@ -11,10 +11,10 @@ only to word the error when a document breaks one.
 import json
 import os
 import re
-from typing import NamedTuple
 
 from mocker_common.errors import Corrupt, ExitCode, MockerError, NotFound
 from mocker_common.mediatypes import INDEXES, MANIFESTS, SCHEMA1
+from mocker_common.record import FrozenRecord
 
 # image-spec descriptor.md: the registered algorithms, the only ones we can verify.
 DIGEST_PATTERN = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
@@ -86,7 +86,7 @@ _ARCH = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", 
          "ppc64le": ("ppc64le", ""), "s390x": ("s390x", ""), "riscv64": ("riscv64", "")}
 
 
-class Platform(NamedTuple):
+class Platform(FrozenRecord):
     os: str
     architecture: str
     variant: str = ""

@@ -21,14 +21,15 @@ A proxy URL may carry user:password@; `redact` is how it is ever shown.
 
 import ipaddress
 import os
-from typing import NamedTuple
 from urllib.parse import urlsplit
+
+from mocker_common.record import FrozenRecord
 
 _SCHEMES = ("http", "https", "socks5", "socks5h")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
-class NoProxy(NamedTuple):
+class NoProxy(FrozenRecord):
     """One NO_PROXY entry, parsed."""
     network: object = None    # an ipaddress network (a CIDR or one IP), or None
     domain: str = ""          # ".example.com" for a name entry

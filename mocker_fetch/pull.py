@@ -15,7 +15,7 @@ import json
 import os
 import logging
 import threading
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from mocker_common.digest import check_digest, digest_bytes, parse_digest
 from mocker_common.errors import Corrupt, ExitCode, MockerError, Unreachable
@@ -27,6 +27,7 @@ from .credentials import Credentials
 from .layout import Layout
 from .progress import Progress
 from mocker_common.reference import DOCKER_HUB, Reference
+from mocker_common.record import FrozenRecord
 from .config import MIRROR_ENV
 if TYPE_CHECKING:
     from .registry import Registry   # imports requests: only once the registry is needed
@@ -50,7 +51,7 @@ _TO_OCI = {
 }
 
 
-class PullOptions(NamedTuple):
+class PullOptions(FrozenRecord):
     platform: manifest.Platform | None = None   # None: the host's
     insecure: bool = False
     credentials: Credentials | None = None      # None: look in the auth file
@@ -108,7 +109,7 @@ def _connect(ref: Reference, options: PullOptions, mirror: str | None = None) ->
                     jobs=options.jobs)
 
 
-class Resolved(NamedTuple):
+class Resolved(FrozenRecord):
     """What the manifest requests found: the image manifest, and its index if any."""
     data: bytes               # the manifest's bytes, as the registry sent them
     document: dict            # ... parsed

@@ -16,12 +16,12 @@ stopped with an HTTP Range request.
 
 import logging
 import time
-from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from mocker_common import __version__
 from mocker_common.errors import Corrupt, MockerError, NotFound, Unauthorized, Unreachable
 from mocker_common.mediatypes import INDEXES, MANIFESTS, SCHEMA1
+from mocker_common.record import FrozenRecord
 
 from . import trust
 from .auth import Authenticator
@@ -52,7 +52,7 @@ class _Retry(Exception):
     """A failure worth another try: a 5xx, a dropped connection, a short read."""
 
 
-class Fetched(NamedTuple):
+class Fetched(FrozenRecord):
     """A manifest as the registry sent it."""
     data: bytes
     media_type: str

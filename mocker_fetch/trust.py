@@ -20,17 +20,17 @@ temporary directory, never writing the real /etc).
 import ipaddress
 import os
 from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from mocker_common import paths
 from mocker_common.errors import MockerError
+from mocker_common.record import FrozenRecord
 
 ETC_ENV = "MOCKER_ETC"
 CERTS_DIRS = ("docker/certs.d", "containers/certs.d")
 
 
-class TLSFiles(NamedTuple):
+class TLSFiles(FrozenRecord):
     cas: tuple[Path, ...] = ()                  # *.crt
     client: tuple[Path, Path] | None = None     # (cert, key)
 

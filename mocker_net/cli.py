@@ -10,7 +10,6 @@
 import json
 import os
 import sys
-from dataclasses import asdict
 
 from mocker_common import cli
 
@@ -55,7 +54,7 @@ def do_ls(args) -> int:
     from . import store
     records = store.all_records()
     if args.json:
-        print(json.dumps([asdict(r) for r in records], indent=2))
+        print(json.dumps([r.as_dict() for r in records], indent=2))
         return 0
     from tabulate import tabulate
     rows = [(r.id, r.mode, r.bridge or "-", r.address or "-", ", ".join(r.ports) or "-",
@@ -69,10 +68,10 @@ def do_inspect(args) -> int:
     from . import core
     record = core.find(args.id)
     if args.json:
-        print(json.dumps(asdict(record), indent=2))
+        print(json.dumps(record.as_dict(), indent=2))
         return 0
     from tabulate import tabulate
-    print(tabulate([(k, v if not isinstance(v, list) else ", ".join(v)) for k, v in asdict(record).items()]))
+    print(tabulate([(k, v if not isinstance(v, list) else ", ".join(v)) for k, v in record.as_dict().items()]))
     return 0
 
 

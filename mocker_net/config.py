@@ -10,11 +10,11 @@ import ipaddress
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mocker_common import names, paths
 from mocker_common.errors import MockerError
+from mocker_common.record import FrozenRecord
 
 DEFAULT_BRIDGE = "mocker0"
 # Docker takes 172.17.0.0/16 and podman 10.88.0.0/16; 10.0.0.0/24 is neither,
@@ -30,12 +30,11 @@ IFNAMSIZ = 15  # a Linux interface name has at most 15 characters
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 
-@dataclass(frozen=True)
-class NetConfig:
+class NetConfig(FrozenRecord):
     bridge: str
     subnet: ipaddress.IPv4Network
     mtu: int
-    dns: tuple[str, ...] = field(default=())   # empty: derive from the host
+    dns: tuple[str, ...] = ()   # empty: derive from the host
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:
@@ -131,8 +130,7 @@ def default_mtu() -> int:
     return DEFAULT_MTU
 
 
-@dataclass(frozen=True)
-class HostRoute:
+class HostRoute(FrozenRecord):
     iface: str
     network: ipaddress.IPv4Network
 

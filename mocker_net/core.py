@@ -12,11 +12,11 @@ import hashlib
 import ipaddress
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mocker_common.contract import PortMapping, parse_port
 from mocker_common.errors import Conflict, MockerError, NotFound
+from mocker_common.record import Record
 
 from . import config, etcfiles, ipam, links, nat, store
 from .config import NetConfig
@@ -26,13 +26,12 @@ from .store import ContainerRecord
 log = logging.getLogger("mocker.net")
 
 
-@dataclass
-class Attachment:
+class Attachment(Record):
     """What a front door asks for: this container, in this namespace, this way."""
     id: str
     netns: str                                   # e.g. /proc/PID/ns/net
     mode: str = "bridge"
-    ports: list[PortMapping] = field(default_factory=list)
+    ports: list[PortMapping] = []
     hostname: str = ""
     rootfs: Path | None = None                   # where to write /etc files; None: don't
     ifname: str = "eth0"

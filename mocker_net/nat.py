@@ -8,18 +8,17 @@ ones, never a half-made set, and a crash cannot leave a stray rule behind.
 import logging
 import os
 import subprocess
-from dataclasses import dataclass
 
 from mocker_common.contract import PortMapping
 from mocker_common.errors import MockerError
+from mocker_common.record import FrozenRecord
 
 from .config import NetConfig
 
 log = logging.getLogger("mocker.net")
 
 
-@dataclass(frozen=True)
-class Forward:
+class Forward(FrozenRecord):
     """One published port of one container."""
     container_id: str
     address: str

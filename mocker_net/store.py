@@ -12,15 +12,14 @@ at setup, so it works after the container's processes died with SIGKILL.
 
 import contextlib
 import os
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from mocker_common import files, names, paths
+from mocker_common.record import Record
 
 
 
-@dataclass
-class ContainerRecord:
+class ContainerRecord(Record):
     id: str
     mode: str                     # bridge | none | host
     netns: str = ""               # path of the container's network namespace
@@ -33,14 +32,13 @@ class ContainerRecord:
     mtu: int = 0
     host_ifname: str = ""         # the veth end on the bridge
     ifname: str = "eth0"          # the veth end in the container
-    ports: list[str] = field(default_factory=list)
+    ports: list[str] = []
     hostname: str = ""
     caller: str = "hook"          # hook | cni
 
     @classmethod
     def from_dict(cls, data: dict) -> "ContainerRecord":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in cls.fields()})
 
     def is_alive(self) -> bool:
         """Does the network namespace this record was made for still exist?
@@ -79,7 +77,7 @@ def load_record(container_id: str) -> ContainerRecord | None:
 
 def save_record(record: ContainerRecord) -> None:
     _containers().mkdir(parents=True, exist_ok=True)
-    files.atomic_write_json(_containers() / f"{check_id(record.id)}.json", asdict(record))
+    files.atomic_write_json(_containers() / f"{check_id(record.id)}.json", record.as_dict())
 
 
 def delete_record(container_id: str) -> None:

@@ -19,7 +19,7 @@ from mocker_common.procfs import proc_start_time
 from . import cgroups, hostmounts, init, linux, lsm, sysctls, trampoline
 from . import spec as specs
 from .channel import Channel, InitError
-from .record import Record
+from mocker_common.record import Record
 from .runlog import utc_now
 from .state import ContainerState, Store
 

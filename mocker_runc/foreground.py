@@ -17,7 +17,7 @@ from .channel import Channel
 from .container import (CreateOptions, NotRunning, cgroup_of, create, delete,
                         build_seccomp_filter, fork_in, hand_over_console, kill_and_wait, reap,
                         start, write_pid_file)
-from .record import Record
+from mocker_common.record import Record
 from .state import Store
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,

@@ -12,7 +12,7 @@ import os
 from mocker_common.errors import MockerError, NotFound
 
 from . import flags as k   # the kernel's CLONE_* and MS_* numbers
-from .record import Record
+from mocker_common.record import Record
 
 SPEC_VERSION = "1.0.2"
 

@@ -19,7 +19,7 @@ from mocker_common.files import atomic_write
 from mocker_common.procfs import proc_start_time
 from mocker_common.errors import Conflict, ExitCode, MockerError, NotFound
 
-from .record import Record
+from mocker_common.record import Record
 from .spec import SPEC_VERSION
 
 FIFO = "exec.fifo"

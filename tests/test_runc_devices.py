@@ -297,7 +297,7 @@ def test_the_program_judges_the_cgroups_processes(cgroup2, tmp_path):
     assert "made" in out and "mem: Operation not permitted" in out and "null-ok" in out
     name, insns = devicefilter.dump(prog_id)
     assert name == "mocker_devices"
-    assert insns == [i._replace(comment="") for i in bpf.program(ruleset(DOCKER))]
+    assert insns == [i.replace(comment="") for i in bpf.program(ruleset(DOCKER))]
 
 
 def test_install_replaces_the_program_and_rmdir_frees_it(cgroup2, tmp_path):

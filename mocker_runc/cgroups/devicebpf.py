@@ -19,7 +19,7 @@ mismatch and returns the exception's verdict if all match, then the default.
     listing(insns)   -> text, for `mocker-runc devices` and docs/runc.md
 """
 
-from typing import NamedTuple
+from mocker_common.record import FrozenRecord
 
 from .devices import ANY, Rule, RuleSet
 
@@ -43,7 +43,7 @@ LICENSE = "GPL"
 NAME = "mocker_devices"  # bpf_prog_info.name: at most 15 characters
 
 
-class Insn(NamedTuple):
+class Insn(FrozenRecord):
     """struct bpf_insn: 8 bytes; the comment is ours, for the listing."""
     code: int
     dst: int = 0
@@ -79,7 +79,7 @@ def _block(rule: Rule) -> list[Insn]:
     verdict = [Insn(ALU32_MOV_K, 0, imm=int(rule.allow)), Insn(EXIT)]
     # every jump lands on the first instruction after this block
     end = len(tests) + len(verdict)
-    return [t._replace(off=end - i - 1) if t.code in (JNE_K, JNE_X) else t
+    return [t.replace(off=end - i - 1) if t.code in (JNE_K, JNE_X) else t
             for i, t in enumerate(tests)] + verdict
 
 
@@ -131,6 +131,6 @@ def listing(insns: list[Insn]) -> str:
     lines = []
     for pc, insn in enumerate(insns):
         form = _FORMATS.get(insn.code, "code {code:#04x} dst r{dst} src r{src} off {off} imm {imm}")
-        text = form.format(target=pc + insn.off + 1, **insn._asdict())
+        text = form.format(target=pc + insn.off + 1, **insn.as_dict())
         lines.append(f"{pc:3}: {text:<32}" + (f" ; {insn.comment}" if insn.comment else "").rstrip())
     return "\n".join(line.rstrip() for line in lines)

@@ -24,16 +24,15 @@ it than from runc (libcontainer/specconv, cgroups/devices' emulator):
   allow-all default a match denies.
 """
 
-from typing import NamedTuple
-
 from mocker_common.errors import MockerError
+from mocker_common.record import FrozenRecord
 
 ANY = -1            # a wildcard major or minor ("*" in devices.list)
 ACCESS = "rwm"      # read, write, mknod: in this order everywhere below
 _MAX_NUMBER = 0x7FFFFFFF  # the BPF program compares against a signed 32-bit immediate
 
 
-class Rule(NamedTuple):
+class Rule(FrozenRecord):
     allow: bool
     type: str                 # "a" (all), "b" (block) or "c" (char)
     major: int = ANY
@@ -46,7 +45,7 @@ class Rule(NamedTuple):
         return f"{self.type} {number(self.major)}:{number(self.minor)} {self.access}"
 
 
-class RuleSet(NamedTuple):
+class RuleSet(FrozenRecord):
     """What the rules come to: a default and the exceptions to it."""
     default_allow: bool
     exceptions: tuple[Rule, ...]   # each with allow == not default_allow, sorted

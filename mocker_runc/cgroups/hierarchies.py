@@ -11,6 +11,8 @@ The answer comes from /proc/self/mountinfo, read at run time.
 
 import posixpath
 
+from mocker_common.record import Record
+
 MOUNTINFO = "/proc/self/mountinfo"
 OWN_CGROUP = "/proc/self/cgroup"
 DEFAULT_PARENT = "/mocker"
@@ -19,19 +21,11 @@ V1_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "n
                   "net_prio", "blkio", "perf_event", "hugetlb", "pids", "rdma", "misc"}
 
 
-class Mount:
-    """A mounted cgroup hierarchy: where it is, and which cgroup its top shows.
+class Mount(Record):
+    """A mounted cgroup hierarchy: where it is, and which cgroup its top shows."""
 
-    (Plain classes, not dataclasses: importing dataclasses costs mocker-runc's
-    start path a few milliseconds.)
-    """
-
-    def __init__(self, mountpoint: str, root: str = "/"):
-        self.mountpoint = mountpoint
-        self.root = root  # the cgroup at the mountpoint ("/" unless in a cgroup namespace)
-
-    def __repr__(self):
-        return f"Mount({self.mountpoint!r}, root={self.root!r})"
+    mountpoint: str
+    root: str = "/"   # the cgroup at the mountpoint ("/" unless in a cgroup namespace)
 
     def dir_for(self, cgroup: str) -> str:
         """The directory of cgroup (a path inside the hierarchy) under this mount."""
@@ -40,19 +34,15 @@ class Mount:
         return self.mountpoint if rel in ("", ".") else posixpath.join(self.mountpoint, rel)
 
 
-class Layout:
+class Layout(Record):
     """The cgroup hierarchies of a host.
 
     v1 maps a controller name ("memory", "cpu", "name=systemd", ...) to its
     mount; unified is the cgroup2 mount, if any.
     """
 
-    def __init__(self, v1: dict[str, Mount] | None = None, unified: Mount | None = None):
-        self.v1 = dict(v1 or {})
-        self.unified = unified
-
-    def __repr__(self):
-        return f"Layout(v1={self.v1!r}, unified={self.unified!r})"
+    v1: dict[str, Mount] = {}
+    unified: Mount | None = None
 
     @property
     def mode(self) -> str:
