@@ -43,16 +43,18 @@ _mocker() {
     local options= words=
     case $verb in
         run)
+            # BEGIN run options: words (scripts/gen-runopts, from mocker_common/runopts.py)
+            run_values="--name -e --env --env-file -p --publish -v --volume -w --workdir -u --user --entrypoint -h --hostname --net --network -m --memory --cpus --pids-limit --device --stop-signal"
+            run_options="-d --detach -i --interactive -t --tty --rm --name -e --env --env-file -p --publish -v --volume -w --workdir -u --user --entrypoint -h --hostname --net --network -m --memory --cpus --pids-limit --device --read-only --init --stop-signal --help"
+            # END run options
             case $prev in
                 --network|--net) COMPREPLY=($(compgen -W "bridge none host" -- "$cur")); return ;;
                 -v|--volume|--env-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --stop-signal) COMPREPLY=($(compgen -W "SIGTERM SIGINT SIGQUIT SIGHUP SIGUSR1 SIGUSR2 SIGKILL" -- "$cur")); return ;;
-                --name|-e|--env|-p|--publish|-w|--workdir|-u|--user|--entrypoint|-h|--hostname|\
-                -m|--memory|--cpus|--pids-limit|--device) return ;;
             esac
-            options="-d --detach -i --interactive -t --tty --rm --name -e --env --env-file -p --publish
-                     -v --volume -w --workdir -u --user --entrypoint -h --hostname --network -m --memory
-                     --cpus --pids-limit --device --read-only --init --stop-signal --help"
+            # any other option's value: nothing to offer
+            [[ " $run_values " == *" $prev "* ]] && return
+            options=$run_options
             words=$(_mocker_images) ;;
         ps) options="-a --all -q --quiet --no-trunc --format --help" ;;
         logs) options="-f --follow -n --tail --help"; words=$(_mocker_containers all) ;;

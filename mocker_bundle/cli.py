@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from mocker_common import cli, names, paths
+from mocker_common import cli, names, paths, runopts
 from mocker_common.errors import MockerError
 
 PROG = "mocker-bundle"
@@ -50,24 +50,10 @@ def build_parser():
     # jsonschema would more than double the time of a warm bundle.
     where.add_argument("--validate", action="store_true",
                        help="also check config.json against the runtime-spec's JSON schema")
-    run = parser.add_argument_group("container (as docker run)")
-    run.add_argument("--entrypoint", help="replace the image's Entrypoint ('' for none)")
-    run.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]")
-    run.add_argument("-u", "--user", help="user[:group] or uid[:gid]")
-    run.add_argument("-w", "--workdir", help="working directory inside the container")
-    run.add_argument("--hostname")
-    run.add_argument("-t", "--tty", action="store_true", help="give the process a terminal")
-    run.add_argument("--read-only", action="store_true", help="mount the rootfs read-only")
-    run.add_argument("-m", "--memory", help="memory limit (e.g. 512m)")
-    run.add_argument("--cpus", help="CPU limit (e.g. 1.5)")
-    run.add_argument("--pids-limit", type=int)
-    run.add_argument("--volume", action="append", default=[], metavar="HOST:CTR[:ro]",
-                     help="bind mount a host path (-v is --verbose here)")
-    run.add_argument("--network", default="bridge", help="bridge (default), none or host")
-    run.add_argument("--device", action="append", default=[], metavar="HOST[:CTR][:rwm]",
-                     help="give the container a host device (node and cgroup rule)")
-    run.add_argument("-p", "--publish", action="append", default=[],
-                     metavar="[IP:]HOSTPORT:CTRPORT[/PROTO]")
+    run = parser.add_argument_group("container (as docker run; -v and -h are mocker-bundle's "
+                                    "own: --volume, --hostname)")
+    runopts.add_to_parser(run, runopts.BUNDLE)
+    parser.set_defaults(network="bridge")
     return parser
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from mocker_common import cli, contract
+from mocker_common import cli, contract, runopts
 from mocker_common.errors import MockerError
 
 from . import records
@@ -233,17 +233,12 @@ def _containers(parser, many=True):
         parser.add_argument("container", metavar="CONTAINER", help="name, id or id prefix")
 
 
-# The options of create and run: dest -> (flags, takes a value). argparse reads
-# them below; quick_run_args reads them for `run` without argparse.
-CREATE_OPTIONS = {
-    "image": (("--image",), True),
-    "name": (("--name",), True),
-    "rm": (("--rm",), False),
-    "interactive": (("-i", "--interactive"), False),
-    "tty": (("-t", "--tty"), False),
-    "init": (("--init",), False),
-    "stop_signal": (("--stop-signal",), True),
-}
+# The options of create and run: dest -> (flags, takes a value). The docker
+# ones the engine keeps come from mocker_common/runopts.py; --image is the
+# wrapper's. argparse reads them below; quick_run_args reads them for `run`.
+CREATE_OPTIONS = {"image": (("--image",), True),
+                  **{o.dest: (o.flags, bool(o.metavar))
+                     for o in runopts.taken_by(runopts.ENGINE) if o.dest != "detach"}}
 RUN_OPTIONS = {**CREATE_OPTIONS, "detach": (("-d", "--detach"), False)}
 
 

@@ -625,3 +625,25 @@ def test_a_program_installs_its_own_seccomp_filter(cleanup, tmp_path):
                   "/t/probe", "own-filter")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["own-filter", "0"]
+
+
+def test_every_run_option_reaches_the_container(cleanup, tmp_path, unique):
+    """The options of mocker_common/runopts.py in one `mocker run` (-d, -t, -p and
+    --device have tests of their own above and in test_runc_device_access.py)."""
+    env_file = tmp_path / "env"
+    env_file.write_text("# docker's env-file\nFROM_FILE=yes\n")
+    (tmp_path / "vol").mkdir()
+    (tmp_path / "vol" / "f").write_text("shared\n")
+    script = ("echo $A $FROM_FILE; pwd; id -u; hostname; cat /v/f; touch /x 2>/dev/null || echo ro; "
+              "tr '\\0' ' ' < /proc/1/cmdline; echo; "
+              "(cat /sys/fs/cgroup/pids.max || cat /sys/fs/cgroup/pids/pids.max) 2>/dev/null")
+    done = mocker("run", "--rm", "--name", unique, "-i", "-e", "A=1", "--env-file", str(env_file),
+                  "-v", f"{tmp_path / 'vol'}:/v:ro", "-w", "/tmp", "-u", "65534", "--entrypoint", "sh",
+                  "-h", "box", "--network", "none", "-m", "64m", "--cpus", "0.5", "--pids-limit", "20",
+                  "--read-only", "--init", "--stop-signal", "SIGINT", BUSYBOX, "-c", script,
+                  stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr + done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[:6] == ["1 yes", "/tmp", "65534", "box", "shared", "ro"]
+    assert lines[6].startswith("/dev/init -- sh -c")       # --init: pid 1 is the reaper
+    assert lines[7] == "20"
