@@ -44,6 +44,12 @@ EVERY_RUN = {
         "tests/test_runc_cgroups_side_by_side.py::test_the_cgroup_mount_and_cgroup_are_the_ones_runc_gives",
         "tests/test_runc_cgroups_side_by_side.py::test_events_stats_give_the_kernels_figures",
     ],
+    # the takeovers of issue 17, one of each kind (all of them: FULL, ~9 min in the guest)
+    "host attacks": [
+        "tests/test_runc_host_attacks.py::test_image_cannot_overwrite_the_runtime_binary[mocker-runc-run-root]",
+        "tests/test_runc_host_attacks.py::test_exec_process_cannot_be_reached_from_inside[mocker-runc-user]",
+        "tests/test_runc_host_attacks.py::test_fake_dev_null_is_refused_for_masking",
+    ],
     # a v2 host's kernel (Debian's 6.1) beside this one's: the same answers as runc
     "runtime hardening (fds, seccomp)": [
         "tests/test_runc_hardening.py::test_no_fd_or_cwd_from_outside_in_run_and_exec",
@@ -59,6 +65,7 @@ FULL = {
     "mocker run, all": ["tests/test_mocker.py"],
     "podman with mocker-runc": ["tests/test_engines_podman.py"],
     "containerd with mocker-runc": ["tests/test_engines_containerd.py"],
+    "host attacks, all": ["tests/test_runc_host_attacks.py"],
     "runtime hardening, all": ["tests/test_runc_hardening.py", "tests/test_seccomp_docker.py",
                                "tests/test_runc_seccomp.py"],
 }
