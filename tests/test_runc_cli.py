@@ -26,7 +26,7 @@ def test_version_in_runcs_format():
 def test_help_names_every_verb_and_each_verb_its_flags():
     # argparse builds only the verb on the command line (cli.chosen_verb); help
     # and a wrong verb must still see all of them
-    from mocker_runc.cli import VERB_ARGS
+    from mocker_runc.verbs import NAMES as VERB_ARGS
     listing = mocker_runc("--help").stdout
     assert all(verb in listing for verb in VERB_ARGS)
     wrong = mocker_runc("--root", "/tmp", "stat", "x")
