@@ -10,16 +10,17 @@ run and exec, the verbs that stay with the container, are in foreground.py.
 
 import os
 import signal
+import sys
 import time
 
 from mocker_common.errors import Conflict, MockerError, NotFound
 from mocker_common.files import atomic_write
 from mocker_common.procfs import proc_start_time
+from mocker_common.record import Record
 
 from . import cgroups, hostmounts, init, linux, lsm, sysctls, trampoline
 from . import spec as specs
 from .channel import Channel, InitError
-from mocker_common.record import Record
 from .runlog import utc_now
 from .state import ContainerState, Store
 
@@ -253,27 +254,42 @@ def _run_saved_hooks(point: str, st: ContainerState, state: dict) -> None:
 
 
 class _Undo:
-    """What a failed create has made so far, taken apart in reverse."""
+    """What a failed create has made so far, taken apart in reverse.
+
+    Every step is tried whatever the ones before did, so that one failure
+    (a process that will not die) leaves no more behind than it must; what
+    failed is warned about, and the error that made create fail stays the one
+    raised (create re-raises it after run()).
+    """
 
     def __init__(self, store: Store, spec: specs.Spec, st: ContainerState):
         self.store, self.spec, self.st = store, spec, st
         self.middle = None
         self.cgroup = None
         self.poststop = False
+        self.failed: list[str] = []
 
     def run(self) -> None:
+        for what, step in self._steps():
+            try:
+                step()
+            except Exception as err:   # the next steps still run
+                self.failed.append(f"{what}: {err}")
+                print(f"mocker-runc: warning: after a failed create, {what}: {err}",
+                      file=sys.stderr)
+
+    def _steps(self):
         if self.middle:
-            kill_and_wait([self.middle])
-            reap(self.middle)
+            yield "the middle process", lambda: (kill_and_wait([self.middle]), reap(self.middle))
         if self.st.pid:
-            kill_and_wait([self.st.pid])
+            yield "the init process", lambda: kill_and_wait([self.st.pid])
         if self.cgroup is not None:
-            kill_and_wait(self.cgroup.pids())
-            self.cgroup.remove()
-        release_mounts(self.st)
-        self.store.remove(self.st.id)
+            yield "the cgroup", lambda: (kill_and_wait(self.cgroup.pids()), self.cgroup.remove())
+        yield "the mounts", lambda: release_mounts(self.st)
+        yield "the state", lambda: self.store.remove(self.st.id)
         if self.poststop:   # runtime-spec: a failed create goes on with delete's poststop
-            _run_hooks("poststop", self.spec, self.store.spec_state(self.st, "stopped"))
+            yield "the poststop hooks", lambda: _run_hooks(
+                "poststop", self.spec, self.store.spec_state(self.st, "stopped"))
 
 
 def release_mounts(st: ContainerState) -> None:
