@@ -59,7 +59,13 @@ def setup_logging(verbose: int) -> None:
 
 
 def run(prog: str, func, *args) -> int:
-    """Call func(*args); turn MockerError and Ctrl-C into one line and an exit code."""
+    """Call func(*args); turn every failure into one line on stderr and an exit code.
+
+    A MockerError says what went wrong in the user's terms; an OSError nobody
+    caught is still one line. Any other exception is a bug in mocker: one line
+    too ("internal error: ..."), exit 1, and the traceback with -v (mocker-runc:
+    --debug), so that a user sees a message and a developer can ask for more.
+    """
     try:
         return int(func(*args) or 0)
     except MockerError as err:
@@ -76,6 +82,24 @@ def run(prog: str, func, *args) -> int:
         print(f"{prog}: {err.strerror or err}{where}", file=sys.stderr)
         code = ExitCode.NO_SPACE if err.errno == 28 else ExitCode.ERROR
         return int(code)
+    except Exception as err:
+        return internal_error(prog, err, verbose=_verbose(args))
+
+
+def internal_error(prog: str, err: Exception, verbose: bool, write=None) -> int:
+    """A bug: one line, and the traceback when asked for (the same in all five commands)."""
+    write = write or (lambda line: print(line, file=sys.stderr))
+    if verbose:
+        import traceback
+        write("".join(traceback.format_exception(err)).rstrip())
+    write(f"{prog}: internal error: {type(err).__name__}: {err}"
+          + ("" if verbose else " (run with -v for the traceback)"))
+    return int(ExitCode.ERROR)
+
+
+def _verbose(args) -> bool:
+    level = getattr(args[0], "verbose", 0) if args else 0
+    return bool(level) or os.environ.get("MOCKER_VERBOSE", "0") not in ("", "0")
 
 
 def exit_without_teardown(code: int) -> None:

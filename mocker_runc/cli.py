@@ -130,12 +130,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return int(ExitCode.INTERRUPTED)
-    except Exception as err:   # a bug or a missing module: still one line (--debug: the trace)
-        if args.debug:
-            import traceback
-            traceback.print_exc()
-        log.error(f"internal error: {type(err).__name__}: {err}")
-        return int(ExitCode.ERROR)
+    except Exception as err:   # a bug: one line, as in every mocker command (--debug: the trace)
+        from mocker_common.cli import internal_error
+        return internal_error(PROG, err, args.debug,
+                              write=lambda line: log.error(line.removeprefix(PROG + ": ")))
 
 
 def _default_root() -> str:

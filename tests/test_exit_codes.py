@@ -51,3 +51,24 @@ def test_only_an_image_missing_from_the_store_is_not_pulled(tmp_path):
     elsewhere = _bundle(f"oci:{tmp_path}/nothing:latest", str(tmp_path / "b2"), root=tmp_path / "root")
     assert elsewhere.returncode == ExitCode.NOT_FOUND, elsewhere.stderr
     assert not (tmp_path / "b1").exists() and not (tmp_path / "b2").exists()
+
+
+def test_a_bug_is_one_line_and_exit_1_in_every_command(capsys, monkeypatch):
+    """mocker_common.cli.run, which the Python commands share (mocker-runc too, for
+    its --log): an exception no module expected is a bug, said in one line."""
+    from types import SimpleNamespace
+
+    from mocker_common import cli
+
+    def buggy(args):
+        return {}["missing"]
+
+    monkeypatch.delenv("MOCKER_VERBOSE", raising=False)
+    assert cli.run("mocker-fetch", buggy, SimpleNamespace(verbose=0)) == 1
+    err = capsys.readouterr().err
+    assert err == ("mocker-fetch: internal error: KeyError: 'missing' "
+                   "(run with -v for the traceback)\n")
+    assert cli.run("mocker-fetch", buggy, SimpleNamespace(verbose=1)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "in buggy" in err
+    assert err.splitlines()[-1] == "mocker-fetch: internal error: KeyError: 'missing'"
