@@ -44,8 +44,8 @@ _mocker() {
     case $verb in
         run)
             # BEGIN run options: words (scripts/gen-runopts, from mocker_common/runopts.py)
-            run_values="--name -e --env --env-file -p --publish -v --volume -w --workdir -u --user --entrypoint -h --hostname --net --network -m --memory --cpus --pids-limit --device --stop-signal"
-            run_options="-d --detach -i --interactive -t --tty --rm --name -e --env --env-file -p --publish -v --volume -w --workdir -u --user --entrypoint -h --hostname --net --network -m --memory --cpus --pids-limit --device --read-only --init --stop-signal --help"
+            run_values="--name -e --env --env-file -p --publish -v --volume -w --workdir -u --user --entrypoint -h --hostname --network --net -m --memory --cpus --pids-limit --device --stop-signal"
+            run_options="-d --detach -i --interactive -t --tty --rm --name -e --env --env-file -p --publish -v --volume -w --workdir -u --user --entrypoint -h --hostname --network -m --memory --cpus --pids-limit --device --read-only --init --stop-signal --help"
             # END run options
             case $prev in
                 --network|--net) COMPREPLY=($(compgen -W "bridge none host" -- "$cur")); return ;;

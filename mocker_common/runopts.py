@@ -24,6 +24,7 @@ class RunOption(FrozenRecord):
     takers: tuple[str, ...]       # BUNDLE, ENGINE, WRAPPER: who reads it
     repeat: bool = False          # may be given again (each value kept)
     number: bool = False          # an integer
+    aliases: tuple[str, ...] = ()  # accepted, but not shown in help or completion (docker's --net)
 
     @property
     def dest(self) -> str:
@@ -34,9 +35,13 @@ class RunOption(FrozenRecord):
     def long(self) -> str:
         return self.flags[-1]
 
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return self.flags + self.aliases
+
     def bundle_flags(self) -> tuple[str, ...]:
         """mocker-bundle's flags for it: its own -v (verbose) and -h (help) stay its own."""
-        return tuple(f for f in self.flags if f not in ("-v", "-h"))
+        return tuple(f for f in self.accepted if f not in ("-v", "-h"))
 
 
 def _opt(flags: str, metavar: str, help: str, *takers: str, **kw) -> RunOption:
@@ -59,7 +64,7 @@ RUN_OPTIONS = (
     _opt("-u --user", "USER[:GROUP]", "user to run as (name or id)", BUNDLE),
     _opt("--entrypoint", "CMD", "replace the image's entrypoint ('' for none)", BUNDLE),
     _opt("-h --hostname", "NAME", "the container's hostname", BUNDLE),
-    _opt("--net --network", "MODE", "bridge (default), none or host", BUNDLE),
+    _opt("--network", "MODE", "bridge (default), none or host", BUNDLE, aliases=("--net",)),
     _opt("-m --memory", "BYTES", "memory limit (k, m, g suffixes)", BUNDLE),
     _opt("--cpus", "N", "CPU limit (e.g. 0.5)", BUNDLE),
     _opt("--pids-limit", "N", "process limit", BUNDLE, number=True),
@@ -77,7 +82,7 @@ def taken_by(taker: str) -> tuple[RunOption, ...]:
 def add_to_parser(parser, taker: str) -> None:
     """argparse flags for the options taker reads (mocker-bundle's, the engine's)."""
     for o in taken_by(taker):
-        flags = o.bundle_flags() if taker == BUNDLE else o.flags
+        flags = o.bundle_flags() if taker == BUNDLE else o.accepted
         if not o.metavar:
             parser.add_argument(*flags, dest=o.dest, action="store_true", help=o.help)
         elif o.repeat:

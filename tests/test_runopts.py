@@ -77,7 +77,7 @@ def test_the_engine_takes_the_engine_options():
 def test_every_option_has_one_taker_that_knows_it():
     for option in runopts.RUN_OPTIONS:
         assert option.takers and set(option.takers) <= {runopts.BUNDLE, runopts.ENGINE, runopts.WRAPPER}
-    flags = [f for o in runopts.RUN_OPTIONS for f in o.flags]
+    flags = [f for o in runopts.RUN_OPTIONS for f in o.accepted]
     assert len(flags) == len(set(flags)), "a flag named twice"
 
 
@@ -94,3 +94,4 @@ def test_bash_completes_run_options_from_the_table():
     assert set(complete("run", "-")) >= {f for o in runopts.RUN_OPTIONS for f in o.flags}
     assert complete("run", "--network", "") == ["bridge", "none", "host"]
     assert complete("run", "--cpus", "") == []          # a value: nothing to offer
+    assert complete("run", "--net") == ["--network"]     # docker's old alias: taken, not offered
