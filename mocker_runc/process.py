@@ -149,10 +149,17 @@ def execute(program: str, process: Process, exe_fd: int, report_fd: int) -> None
 
     report_fd learns why, if the trampoline's execve fails (trampoline.argv).
     """
-    # Python ignores SIGPIPE and SIGXFSZ; execve keeps "ignored", so give the program
-    # the defaults it expects (or `yes | head -1` would never end by SIGPIPE).
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    # execve keeps a signal "ignored": Python ignores SIGPIPE and SIGXFSZ, and a
+    # runtime started in the background by a shell inherits SIGINT and SIGQUIT
+    # ignored. The program starts with every signal at its default, as under runc
+    # (whose Go runtime catches them all, and a caught signal is reset by execve):
+    # else `yes | head -1` never ends by SIGPIPE, and Ctrl-C never reaches it.
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):   # glibc's own real-time signals
+                pass
     env = dict(e.partition("=")[::2] for e in process.env)
     env.setdefault("HOME", home_of(process.uid))
     os.set_inheritable(report_fd, True)   # the trampoline closes it at its own execve

@@ -9,6 +9,7 @@ user's images or containers, and parallel or crashed runs do not collide.
 import os
 import secrets
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -25,6 +26,17 @@ COMMANDS = {
 # Registry fixtures, engine harnesses, the cgroup v2 guest, and the check that the suite leaves nothing behind.
 pytest_plugins = ["tests.fixtures.plugin", "tests.fixtures.engines", "tests.fixtures.leaks", "tests.guest.fixture",
                   "tests.fixtures.bundler", "tests.fixtures.network"]
+
+
+def pytest_configure(config):
+    """The commands under test start with SIGINT and SIGQUIT at their defaults,
+    however the suite was started: a shell running it in the background (`&`)
+    makes both ignored, and every child would inherit that (Ctrl-C tests would
+    then test nothing). A handler of ours, unlike "ignored", is reset by execve."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:
+        signal.signal(signal.SIGQUIT, lambda *_: None)
 
 
 def _write_shims(bindir: Path) -> None:

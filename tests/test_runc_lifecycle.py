@@ -298,3 +298,23 @@ def test_a_clone3_child_is_forked_as_python_forks():
         armed[0] = False
         os.close(read)
         cgroup.rmdir()
+
+
+def test_the_program_starts_with_every_signal_at_its_default(runc_tool, new_bundle, unique, tmp_path):
+    """A shell that starts the runtime in the background leaves SIGINT and SIGQUIT
+    ignored, and "ignored" survives execve: the container's program must not
+    inherit it (Ctrl-C would never reach it). runc's program starts clean too."""
+    from tests.conftest import need_tool
+
+    def ignoring():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+    bundle = new_bundle(["grep", "SigIgn", "/proc/self/status"])
+    ours = subprocess.run(["mocker-runc", "--root", str(runc_tool.root), "run", "--bundle", str(bundle),
+                           unique], capture_output=True, text=True, preexec_fn=ignoring,
+                          stdin=subprocess.DEVNULL, timeout=30)
+    theirs = subprocess.run([need_tool("runc"), "--root", str(tmp_path / "runc"), "run", "--bundle",
+                             str(bundle), unique], capture_output=True, text=True,
+                            preexec_fn=ignoring, stdin=subprocess.DEVNULL, timeout=30)
+    assert ours.stdout == theirs.stdout == "SigIgn:\t0000000000000000\n", (ours.stderr, theirs.stderr)
