@@ -66,12 +66,22 @@ log = logging.getLogger("mocker.fetch")
 NETWORK_ERRORS = (OSError, urllib3.exceptions.HTTPError)
 
 
+# A server may close an idle keep-alive connection just as we send on it: the
+# request then dies with a reset before any answer. A GET or HEAD that got no
+# answer (a reset, or no answer before the read timeout) is sent once more, on a
+# new connection, as browsers and Go's net/http do; a refused connection or an
+# HTTP error status is the answer, and a body cut short is not retried here.
+_STALE_RETRY = urllib3.util.Retry(total=1, connect=0, read=1, redirect=0, status=0, other=0,
+                                  allowed_methods=frozenset({"GET", "HEAD"}),
+                                  raise_on_status=False, raise_on_redirect=False)
+
+
 class _Adapter(HTTPAdapter):
     """requests' adapter with our SSLContext instead of certifi's bundle."""
 
     def __init__(self, context_factory, verify: bool, pool_size: int):
         self._context_factory, self._verify = context_factory, verify
-        super().__init__(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        super().__init__(pool_connections=4, pool_maxsize=pool_size, max_retries=_STALE_RETRY)
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
