@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mocker_common import cli, names, paths, runopts
 from mocker_common.errors import MockerError
+from mocker_common.explain import emit, take_flag
 
 PROG = "mocker-bundle"
 
@@ -112,7 +113,22 @@ def prune(args) -> int:
     return 0
 
 
+def explain(args, mode: str) -> int:
+    """mocker-bundle --explain [OPTIONS] IMAGE [CMD…]: the bundle as a shell script."""
+    from mocker_common.reference import parse_reference
+    from .bundle import container_id
+    from .explain import TOOLS, part
+    cid = container_id(args.name, args.bundle)
+    text = f"\nID={cid}" + part(parse_reference(args.image).refname, bundle_options(args, cid),
+                                str(paths.image_layout()))
+    return emit(PROG, mode, TOOLS, text)
+
+
 def main(argv=None) -> int:
+    mode, argv = take_flag(sys.argv[1:] if argv is None else argv)
+    if mode:
+        args = cli.parse(build_parser(), argv)
+        return cli.run(PROG, lambda a: explain(a, mode), args)
     args = cli.parse(build_parser(), argv)
     cli.setup_logging(args.verbose)
     command = remove if args.remove else mount if args.mount else prune if args.prune else make

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from mocker_common import cli, contract, paths
+from mocker_common.explain import emit, take_flag
 from mocker_common.errors import ExitCode, MockerError
 
 PROG = "mocker-fetch"
@@ -48,6 +49,13 @@ def build_parser():
 
 
 def main(argv=None) -> int:
+    explain, argv = take_flag(sys.argv[1:] if argv is None else argv)
+    if explain:   # mocker-fetch --explain IMAGE: the pull as a shell script
+        from .explain import TOOLS, part
+        args = cli.parse(build_parser(), argv)
+        if len(args.image) != 1:
+            raise SystemExit(f"{PROG}: --explain takes one image")
+        return cli.run(PROG, lambda a: emit(PROG, explain, TOOLS, part(a.image[0], a.mirror)), args)
     args = cli.parse(build_parser(), argv)
     cli.setup_logging(args.verbose)
     return cli.run(PROG, dispatch, args)

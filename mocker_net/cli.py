@@ -12,6 +12,7 @@ import os
 import sys
 
 from mocker_common import cli
+from mocker_common.explain import emit, take_flag
 
 PROG = "mocker-net"
 
@@ -99,10 +100,22 @@ COMMANDS = {"hook": do_hook, "ls": do_ls, "inspect": do_inspect, "gc": do_gc,
             "prune": do_prune, "cni": do_cni}
 
 
+def explain(mode: str, argv: list) -> int:
+    from .explain import TOOLS, part
+    parser = cli.make_parser(f"{PROG} --explain", "print the network setup as a shell script")
+    parser.add_argument("--network", default="bridge", choices=["bridge", "none"])
+    parser.add_argument("id")
+    args = cli.parse(parser, argv)
+    return cli.run(PROG, lambda a: emit(PROG, mode, TOOLS, part(a.id, a.network)), args)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv and os.environ.get("CNI_COMMAND"):
         argv = ["cni"]             # a CNI runtime runs the plugin without arguments
+    mode, argv = take_flag(argv)
+    if mode:   # mocker-net --explain [--network MODE] ID: the network as a shell script
+        return explain(mode, argv)
     args = cli.parse(build_parser(), argv)
     cli.setup_logging(args.verbose)
     code = cli.run(PROG, COMMANDS[args.command], args)

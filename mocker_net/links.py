@@ -95,14 +95,34 @@ def with_broadcast(address: ipaddress.IPv4Interface) -> str:
     return f"{address} broadcast {address.network.broadcast_address}"
 
 
+# The `ip` commands themselves, apart from running them: `mocker-net --explain`
+# prints the same words the hook runs.
+
+def bridge_create_command(bridge: str, mtu: int) -> str:
+    # `name` and `dev` before each name: a name such as "up" or "type" is not read as a keyword.
+    return f"link add name {bridge} mtu {mtu} type bridge"
+
+
+def bridge_up_commands(bridge: str, gateway: ipaddress.IPv4Interface) -> list[str]:
+    # `addr replace` adds the address, or leaves it as it is: no need to look first.
+    return [f"addr replace {with_broadcast(gateway)} dev {bridge}", f"link set dev {bridge} up"]
+
+
+def veth_command(bridge: str, host_ifname: str, netns: str, ifname: str, mac: str, mtu: int) -> str:
+    return (f"link add name {host_ifname} mtu {mtu} master {bridge} up type veth "
+            f"peer name {ifname} mtu {mtu} address {mac} netns {netns}")
+
+
+def container_side_commands(ifname: str, address: str, gateway) -> list[str]:
+    """address: as with_broadcast() writes it."""
+    return [f"addr add {address} dev {ifname}", f"link set dev {ifname} up",
+            "link set dev lo up", f"route add default via {gateway}"]
+
+
 def ensure_bridge(bridge: str, gateway: ipaddress.IPv4Interface, mtu: int) -> None:
     """The bridge with the gateway address, up; created once, then reused."""
-    # `name` and `dev` before each name: a name such as "up" or "type" is not read as a keyword.
-    commands = [] if link_exists(bridge) else [
-        (f"link add name {bridge} mtu {mtu} type bridge", f"link del dev {bridge}")]
-    # `addr replace` adds the address, or leaves it as it is: no need to look first.
-    commands += [f"addr replace {with_broadcast(gateway)} dev {bridge}", f"link set dev {bridge} up"]
-    ip(f"cannot set up bridge {bridge}", *commands)
+    commands = [] if link_exists(bridge) else [(bridge_create_command(bridge, mtu), f"link del dev {bridge}")]
+    ip(f"cannot set up bridge {bridge}", *commands, *bridge_up_commands(bridge, gateway))
     # Containers reach other networks through the host: the host must route.
     sysctl("net.ipv4.ip_forward", "1")
     # Lets the host's own 127.0.0.1:PORT be DNATed out through the bridge.
@@ -112,9 +132,7 @@ def ensure_bridge(bridge: str, gateway: ipaddress.IPv4Interface, mtu: int) -> No
 def add_veth(bridge: str, host_ifname: str, netns: str, ifname: str, mac: str, mtu: int) -> None:
     """A veth pair: one end on the bridge, up; the other made right in the
     container's namespace, with its final name and MAC (veth(4): `peer ... netns`)."""
-    ip(f"cannot create veth {host_ifname}",
-       f"link add name {host_ifname} mtu {mtu} master {bridge} up type veth "
-       f"peer name {ifname} mtu {mtu} address {mac} netns {netns}")
+    ip(f"cannot create veth {host_ifname}", veth_command(bridge, host_ifname, netns, ifname, mac, mtu))
     # A container reaching its own published port gets its packets back through
     # the port they came in by; a bridge only does that in hairpin mode.
     step(f"bridge link set dev {host_ifname} hairpin on")
@@ -124,12 +142,11 @@ def add_veth(bridge: str, host_ifname: str, netns: str, ifname: str, mac: str, m
 def configure_container_side(netns: str, ifname: str, address: ipaddress.IPv4Interface,
                              gateway: ipaddress.IPv4Address) -> None:
     """Inside the container's namespace: eth0 addressed and up, lo up, a default route."""
+    add_address, set_up, lo_up, route = container_side_commands(ifname, with_broadcast(address), gateway)
     ip(f"cannot configure {ifname} in {netns}",
-       (f"addr add {with_broadcast(address)} dev {ifname}", f"addr del {address} dev {ifname}"),
-       (f"link set dev {ifname} up", f"link set dev {ifname} down"),
-       "link set dev lo up",
-       f"route add default via {gateway}",
-       netns=netns)
+       (add_address, f"addr del {address} dev {ifname}"),
+       (set_up, f"link set dev {ifname} down"),
+       lo_up, route, netns=netns)
 
 
 def loopback_up(netns: str) -> None:

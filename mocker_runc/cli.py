@@ -104,11 +104,28 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def explain(argv: list) -> int:
+    """mocker-runc --explain run [--bundle DIR] ID: `run` as a shell script."""
+    from mocker_common import cli
+    from mocker_common.explain import emit, take_flag
+    from .explain import TOOLS, part
+    mode, argv = take_flag(argv)
+    parser = cli.make_parser("mocker-runc --explain", "print `run` as a shell script")
+    parser.add_argument("verb", choices=["run"])
+    parser.add_argument("-b", "--bundle", default=".")
+    parser.add_argument("id")
+    args = cli.parse(parser, argv)
+    bundle = os.path.abspath(args.bundle)
+    return cli.run("mocker-runc", lambda a: emit("mocker-runc", mode, TOOLS, part(a.id, bundle)), args)
+
+
 def main(argv=None) -> int:
     # What is imported by now lives until exit: frozen, the garbage collector
     # skips it in its passes and in the interpreter's teardown (~4 ms a run).
     gc.freeze()
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["--explain"], ["--explain=part"]):
+        return explain(argv)
     if "_ARGCOMPLETE" in os.environ:   # the shell completes a word: it needs every verb's flags
         args = parse(build_parser(), argv)
     else:
