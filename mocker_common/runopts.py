@@ -103,6 +103,8 @@ def usage() -> str:
         names = ", ".join(short + [f for f in o.flags if len(f) > 2])
         left = f"{'' if short else '    '}{names} {o.metavar}".rstrip()
         lines.append(f"  {left:<28} {o.help}" if len(left) < 28 else f"  {left}\n{'':31}{o.help}")
+    # mocker's own, not docker's: so not in the table (no bundle or engine flag).
+    lines.append(f"  {'--explain':<28} print a shell script doing the same with standard tools")
     return "\n".join(lines) + "\n"
 
 
