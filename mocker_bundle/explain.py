@@ -11,7 +11,7 @@ import json
 import shlex
 from pathlib import Path
 
-from mocker_common.explain import RawShell, fill
+from mocker_common.explain import RawShell, fill, short_json
 
 from .bundle import host_defaults
 from .convert import runtime_config
@@ -41,15 +41,18 @@ for layer in $(jq -r '.layers[].digest' "$MANIFEST_FILE"); do
     tar -xf "$LAYOUT/blobs/sha256/${layer#sha256:}" -C "$dir" --numeric-owner --same-permissions
     # layer.md "Whiteouts": .wh.NAME deletes NAME below; .wh..wh..opq hides all
     # below. Kept as overlayfs spells them: a 0:0 char device, an xattr.
-    find "$dir" -name '.wh.*' | while read -r wh; do
-        parent=${wh%/*} name=${wh##*/}
-        rm -f "$wh"
-        if [ "$name" = .wh..wh..opq ]; then
-            setfattr -n trusted.overlay.opaque -v y "$parent"
-        else
-            mknod "$parent/${name#.wh.}" c 0 0
-        fi
-    done
+    # (-exec, not a pipe into `read`: a name may hold a newline.)
+    find "$dir" -name '.wh.*' -exec sh -c '
+        for wh; do
+            parent=${wh%/*} name=${wh##*/}
+            rm -f "$wh"
+            if [ "$name" = .wh..wh..opq ]; then
+                command -v setfattr >/dev/null || { echo "explain: this image needs setfattr (package attr)" >&2; exit 127; }
+                setfattr -n trusted.overlay.opaque -v y "$parent"
+            else
+                mknod "$parent/${name#.wh.}" c 0 0
+            fi
+        done' sh {} +
     lowers=$dir${lowers:+:$lowers}   # overlayfs: the topmost lower layer comes first
     n=$((n + 1))
 done
@@ -63,6 +66,9 @@ on_exit "umount '$BUNDLE/rootfs'"
 # config.json: runtime-spec config.md. Docker's defaults and the options, as
 # mocker_bundle/convert.py makes them, then the image's settings (conversion.md)
 # merged with jq: Entrypoint + Cmd, Env, WorkingDir, User.
+# Left out here: linux.seccomp, Docker's profile (@ALLOWED@ system calls allowed,
+# every other answered with an error; mocker_bundle/seccomp_profile.py), and the
+# hooks that call mocker-net: this script's mocker-net part does that.
 cat >"$WORK/base.json" <<'BASE_CONFIG'
 @BASE@
 BASE_CONFIG
@@ -76,9 +82,13 @@ case $uid in
 esac
 home=$(awk -F: -v u="$uid" '$3 == u {print $6; exit}' "$BUNDLE/rootfs/etc/passwd" 2>/dev/null)
 [ -n "$gid" ] || gid=$(awk -F: -v u="$uid" '$3 == u {print $4; exit}' "$BUNDLE/rootfs/etc/passwd" 2>/dev/null)
+# The groups /etc/group lists the user in (mocker_bundle/users.py).
+name=$(awk -F: -v u="$uid" '$3 == u {print $1; exit}' "$BUNDLE/rootfs/etc/passwd" 2>/dev/null)
+groups=$(awk -F: -v n="$name" -v g="${gid:-0}" '$3 != g && ("," $4 ",") ~ ("," n ",") {printf "%s%s", s, $3; s=","}' \
+         "$BUNDLE/rootfs/etc/group" 2>/dev/null)
 jq --slurpfile image "$IMAGE_CONFIG" --argjson command @COMMAND@ --argjson entrypoint @ENTRYPOINT@ \
    --argjson env @ENV@ --arg workdir @WORKDIR@ --argjson uid "$uid" --argjson gid "${gid:-0}" \
-   --arg home "${home:-/}" --argjson defaults @DEFAULT_ENV@ '
+   --arg home "${home:-/}" --argjson groups "[${groups}]" --argjson defaults @DEFAULT_ENV@ '
     ($image[0].config // {}) as $c
     | .process.args = (if $entrypoint != null then $entrypoint + $command
                        else ($c.Entrypoint // []) + (if $command != [] then $command else ($c.Cmd // []) end) end)
@@ -87,8 +97,7 @@ jq --slurpfile image "$IMAGE_CONFIG" --argjson command @COMMAND@ --argjson entry
                       | . as $set | . + ($defaults + {HOME: $home} | with_entries(select(.key as $k | $set | has($k) | not)))
                       | to_entries | map("\(.key)=\(.value)"))
     | .process.cwd = (if $workdir != "" then $workdir else (($c.WorkingDir // "") | if . == "" then "/" else . end) end)
-    | .process.user = {uid: $uid, gid: $gid}
-    | del(.hooks)   # the network is set up by the mocker-net part of this script
+    | .process.user = ({uid: $uid, gid: $gid} + (if $groups != [] then {additionalGids: $groups} else {} end))
     ' "$WORK/base.json" >"$BUNDLE/config.json"
 mkdir -p "$BUNDLE/rootfs$(jq -r .process.cwd "$BUNDLE/config.json")"
 echo "bundle: $BUNDLE ($(jq -r '.process.args | join(" ")' "$BUNDLE/config.json"))" >&2
@@ -99,13 +108,20 @@ def part(refname: str, opts: BundleOptions, store: str) -> str:
     # The converter needs an image config; the script merges in the real one.
     opts = host_defaults(opts, Path("/nonexistent"))
     base = runtime_config({"config": {"Cmd": ["(from the image)"]}}, opts)
+    # Docker's seccomp profile is ~900 lines of JSON that a shell cannot load
+    # anyway: the script says what it holds instead of printing it.
+    seccomp = base["linux"].pop("seccomp", None) or {}
+    base.pop("hooks", None)   # the network: the mocker-net part of the script, not a hook
+    allowed = sum(len(rule.get("names", [])) for rule in seccomp.get("syscalls", [])
+                  if rule.get("action") == "SCMP_ACT_ALLOW")
     defaults = {k: v for k, _, v in (e.partition("=") for e in base["process"]["env"])
                 if k in ("PATH", "HOSTNAME", "TERM")}
     user = "" if opts.user is None else f"user={shlex.quote(opts.user)}"
-    return fill(PART, STORE=store, REFNAME=refname, BASE=RawShell(json.dumps(base, indent=2)),
+    return fill(PART, STORE=store, REFNAME=refname, BASE=RawShell(short_json(base)),
                 COMMAND=json.dumps(list(opts.command)),
                 ENTRYPOINT=json.dumps(None if opts.entrypoint is None else
                                       [opts.entrypoint] if opts.entrypoint else []),
                 ENV=json.dumps(list(opts.env)), WORKDIR=opts.workdir or "",
-                DEFAULT_ENV=json.dumps(defaults), USER_OVERRIDE=RawShell(user))
+                DEFAULT_ENV=json.dumps(defaults), USER_OVERRIDE=RawShell(user),
+                ALLOWED=RawShell(str(allowed)))
 

@@ -10,6 +10,7 @@ OCI image layout), BUNDLE (rootfs/ and the image's settings), ID, NETNS, and
 `on_exit CMD`, which queues CMD for the teardown (last queued runs first).
 """
 
+import json
 import re
 import shlex
 
@@ -54,7 +55,7 @@ def words(items) -> RawShell:
 
 
 def header(who: str) -> str:
-    return fill(HEADER, WHO=who)
+    return fill(HEADER, WHO=RawShell(" ".join(who.split())))   # in a comment: one line
 
 
 def take_flag(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -67,7 +68,28 @@ def take_flag(argv: list[str]) -> tuple[str | None, list[str]]:
 
 def emit(who: str, mode: str, tools: list[str], part: str) -> int:
     """Print a part, after the header unless only the part was asked for."""
+    import os
     import sys
+    # `mocker run --explain` asks mocker-fetch for the script's head: named for it.
+    who = os.environ.get("MOCKER_EXPLAIN_FOR") or who
     text = (header(who) if mode == "script" else "") + f"\nneed {words(tools)}" + part
     sys.stdout.write(text)
     return 0
+
+
+def short_json(value, indent: str = "") -> str:
+    """JSON for a reader: objects one key a line, but a list of plain values, or
+    an object of them, on one line (json.dumps(indent=2) gives each its own)."""
+    flat = json.dumps(value)
+    if not isinstance(value, (dict, list)):
+        return flat
+    members = value.values() if isinstance(value, dict) else value
+    if not any(isinstance(v, (dict, list)) for v in members) and \
+            len(flat) <= (100 if isinstance(value, dict) else 240):
+        return flat
+    inner = indent + "  "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k)}: {short_json(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    items = [f"{inner}{short_json(v, inner)}" for v in value]
+    return "[\n" + ",\n".join(items) + f"\n{indent}]"
