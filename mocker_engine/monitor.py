@@ -45,12 +45,21 @@ def _spawn(record: Record, stdin, stdout, stderr, own_group: bool = False) -> su
     runtime_log.unlink(missing_ok=True)
     command = runtime.run_argv(record.id, record.bundle, str(pid_file), str(runtime_log))
     notes.info(LOGGER, "+ %s", runtime.shown(command))
+    env, narration = runtime.environment(), ()
+    if os.environ.get("MOCKER_VERBOSE", "0") not in ("", "0"):
+        # mocker -v: the runtime says its steps on our stderr, not on its own,
+        # which is the container's and goes to its log (mocker_runc/narrate.py).
+        narration = (os.dup(2),)
+        env = {**(env or os.environ), "MOCKER_NARRATE_FD": str(narration[0])}
     try:
         child = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr,
                                  process_group=0 if own_group else None,
-                                 env=runtime.environment())
+                                 env=env, pass_fds=narration)
     except FileNotFoundError:
         raise MockerError(f"the runtime {runtime.runtime()} is not installed (MOCKER_RUNTIME)") from None
+    finally:
+        for fd in narration:
+            os.close(fd)
     records.update(record.id, status=RUNNING, started=time.time(), finished=0.0,
                    exit_code=None, monitor_pid=os.getpid(),
                    monitor_start=procs.start_time(os.getpid()))

@@ -14,6 +14,8 @@ import os
 
 from mocker_common.errors import MockerError
 
+from . import narrate
+
 
 class InitError(MockerError):
     """The container's init process reported a failure (the message says where)."""
@@ -54,10 +56,14 @@ class Channel:
 
     def recv(self) -> tuple[dict, list[int]]:
         """The next message and the fds it brought; an "error" message is raised as InitError."""
-        line = self.reader.readline()
-        if not line:
-            raise InitError("container init exited before it was ready")
-        return self._parse(line)
+        while True:
+            line = self.reader.readline()
+            if not line:
+                raise InitError("container init exited before it was ready")
+            msg, fds = self._parse(line)
+            if msg["type"] != "note":
+                return msg, fds
+            narrate.say("%s", msg["text"])   # -v from the container's side (narrate.py)
 
     def _parse(self, line: bytes) -> tuple[dict, list[int]]:
         msg = json.loads(line)

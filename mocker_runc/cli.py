@@ -14,7 +14,7 @@ from mocker_common import __version__
 from mocker_common.cli import english_argparse, parse
 from mocker_common.errors import ExitCode, MockerError
 
-from . import spec as specs
+from . import narrate, spec as specs
 from .runlog import RunLog
 from .state import Store
 from .verbs import NAMES
@@ -131,6 +131,10 @@ def main(argv=None) -> int:
     else:
         args = build_parser(chosen_verb(argv)).parse_args(argv)
     log = RunLog(args.log, args.log_format, args.debug)
+    if args.debug:                       # runc's --debug: each step, to --log or stderr
+        narrate.to(log.debug)
+    elif narrate.ENV in os.environ:      # mocker -v: the engine's stderr (narrate.py)
+        narrate.from_environment()
     try:
         store = Store(args.root or _default_root())
         if args.verb not in ("spec", "features"):   # the two that use no state

@@ -156,7 +156,9 @@ limit=$(cfg '.process.rlimits[]? | select(.type == "RLIMIT_NOFILE") | .hard')
 # Not done by a shell: the seccomp filter (mocker_runc/seccomp.py loads this
 # many rules), AppArmor/SELinux labels (mocker_runc/lsm.py), the console socket
 # (mocker_runc/terminal.py), and the hooks (mocker_runc/hooks.py).
-echo "explain: no seccomp filter here (mocker-runc's would name $(cfg '[.linux.seccomp.syscalls[]?.names[]] | length') system calls)" >&2
+if [ "$(cfg '.linux.seccomp // empty | length')" != "" ]; then
+    echo "explain: no seccomp filter here (mocker-runc's would name $(cfg '[.linux.seccomp.syscalls[]?.names[]] | length') system calls)" >&2
+fi
 
 # config.md "Process" and config-linux.md "pivot_root"/capabilities; mocker_runc/init.py.
 # mocker-runc does pivot_root(2), then drops capabilities, in one process. A

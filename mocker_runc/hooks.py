@@ -13,6 +13,7 @@ import sys
 
 from mocker_common.errors import MockerError
 
+from . import narrate
 from .spec import Hook
 
 ABORTING = {"prestart", "createRuntime", "createContainer", "startContainer"}
@@ -32,6 +33,7 @@ def run_hook(point: str, hook: Hook, state: dict, exe_fd: int | None = None) -> 
     # Like runc, a hook without env gets the runtime's own environment.
     env = None if hook.env is None else dict(e.partition("=")[::2] for e in hook.env)
     what = f"{point} hook {hook.path}"
+    narrate.say("hook %s: %s", point, " ".join([hook.path, *hook.args[1:]]))
     argv, executable, report = [hook.path, *hook.args[1:]], hook.path, None
     if exe_fd is not None:
         from . import linux, trampoline
@@ -70,6 +72,9 @@ def _wait(proc, what: str, hook: Hook, state: dict) -> None:
         raise HookError(f"{what} timed out after {hook.timeout}s") from None
     if stdout:
         os.write(2, stdout)
+    if narrate.on():   # the hook's own -v notes (mocker-net's ip and nft lines)
+        for line in stderr.decode(errors="replace").splitlines():
+            narrate.say("  %s", line)
     if proc.returncode != 0:
         detail = stderr.decode(errors="replace").strip().splitlines()
         tail = f": {detail[-1]}" if detail else ""

@@ -17,10 +17,10 @@ import os
 
 from mocker_common.errors import MockerError
 
-from . import linux, lsm, process, rootfs
+from . import linux, lsm, narrate, process, rootfs
 from .cgroups.base import join_self
 from .channel import Channel
-from .spec import Process, Spec
+from .spec import NAMESPACES, Process, Spec
 
 
 def describe(err: BaseException) -> str:
@@ -91,11 +91,13 @@ def middle(chan: Channel, tasks_files: list[str], joins: list[tuple[str, int]], 
     # Before any namespace is joined: from inside, no one may open our /proc/PID/exe
     # (the host's Python), mem, environ or fds. Our children inherit it, until execve.
     linux.set_dumpable(False)
+    narrate.via(chan)
     join_self(tasks_files)         # v1; the cgroup2 one we were forked into (container.fork_in)
     chan.expect("go")
     # Open them all first: once in the container's mount namespace, /proc is its own.
     fds = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag, path) for path, flag in joins]
     for fd, flag, path in fds:     # user namespace first: it owns the others
+        narrate.say("nsenter --%s=%s", _NS_NAMES.get(flag, flag), path)
         try:
             linux.setns(fd, flag)
         except OSError as err:
@@ -108,6 +110,8 @@ def middle(chan: Channel, tasks_files: list[str], joins: list[tuple[str, int]], 
         linux.set_user(0, 0, [])   # root of the new namespace, all its capabilities
         linux.set_dumpable(False)  # the change of user reset it
     if unshare_flags:
+        narrate.say("unshare %s --fork   (namespaces: config-linux.md)", " ".join(
+            f"--{name}" for flag, name in _NS_NAMES.items() if unshare_flags & flag))
         try:
             linux.unshare(unshare_flags)
         except OSError as err:
@@ -129,6 +133,9 @@ def middle(chan: Channel, tasks_files: list[str], joins: list[tuple[str, int]], 
 
 # --- container init (create) ---------------------------------------------------
 
+# CLONE_* flag -> the option unshare(1) and nsenter(1) name it by, for -v
+_NS_NAMES = {flag: "net" if name == "network" else name for name, (flag, _) in NAMESPACES.items()}
+
 def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, exe_fd: int,
                    cid: str, opts) -> None:
     """runtime-spec runtime.md#lifecycle steps 2-6, inside the new namespaces.
@@ -149,6 +156,7 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, exe_
     if spec.process.terminal:
         slave = _make_console(chan, spec)
     if spec.hostname is not None:
+        narrate.say("hostname %s", spec.hostname)
         linux.sethostname(spec.hostname)
     if spec.domainname is not None:
         linux.setdomainname(spec.domainname)
@@ -169,6 +177,8 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, exe_
     process.set_limits(spec.process)
     lsm.apply_on_exec(spec.process)   # as runc: while root, for the execve to come
     program = process.lookup(spec.process)
+    if narrate.on():
+        _narrate_process(spec.process, seccomp_filter, program)
     seccomp_filter = process.load_seccomp_if_privileged(spec.process, seccomp_filter)
     process.become_user(spec.process)
     chan.send("ready")
@@ -188,6 +198,19 @@ def container_init(chan: Channel, spec: Spec, seccomp_filter, fifo_fd: int, exe_
     except BaseException as err:  # noqa: BLE001 - never unwind into the runtime's code
         os.write(fifo_fd, describe(err).encode())
         os._exit(127)
+
+
+def _narrate_process(proc: Process, seccomp_filter, program: str) -> None:
+    from .spec import CAPABILITIES
+    caps = proc.capabilities
+    kept = [f"cap_{name.lower()}" for bit, name in enumerate(CAPABILITIES)
+            if caps and caps.bounding >> bit & 1]
+    narrate.say("capabilities kept (bounding): %s", ",".join(kept) or "none")
+    if seccomp_filter is not None:
+        narrate.say("seccomp: a filter of %d BPF instructions, loaded before execve",
+                    len(seccomp_filter.bpf) // 8)
+    narrate.say("user %d:%d, cwd %s; exec %s %s", proc.uid, proc.gid, proc.cwd, program,
+                " ".join(proc.args[1:]))
 
 
 def preload(proc: Process, container_hooks: bool) -> None:
@@ -274,6 +297,8 @@ def exec_process(chan: Channel, proc: Process, seccomp_filter, exe_fd: int, cid:
     process.set_limits(proc)
     lsm.apply_on_exec(proc)
     program = process.lookup(proc)
+    if narrate.on():
+        _narrate_process(proc, seccomp_filter, program)
     seccomp_filter = process.load_seccomp_if_privileged(proc, seccomp_filter)
     process.become_user(proc)
     chan.send("ready")             # from here, only execve errors remain (reported below)

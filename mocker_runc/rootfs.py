@@ -19,7 +19,7 @@ import stat
 from mocker_common import inroot
 from mocker_common.errors import MockerError
 
-from . import linux
+from . import linux, narrate
 from .spec import Device, Mount, Spec
 
 # runc's default devices (config-linux.md#default-devices)
@@ -93,6 +93,8 @@ def mount_one(root: int, m: Mount, in_userns: bool, in_cgroupns: bool = False) -
             raise RootfsError(f"{what}: source {m.source} does not exist")
         like_file = m.is_bind and not os.path.isdir(m.source)
         target = inroot.resolve(root, m.destination, "file" if like_file else "dir")
+        if narrate.on():
+            _narrate_mount(m)
         if m.type == "cgroup":
             return _mount_cgroups(root, target, m, in_cgroupns)
         if m.is_bind:
@@ -119,6 +121,15 @@ def mount_one(root: int, m: Mount, in_userns: bool, in_cgroupns: bool = False) -
         for fd in (target, top):
             if fd is not None:
                 os.close(fd)
+
+
+def _narrate_mount(m: Mount) -> None:
+    """-v: the mount as mount(8) would be asked for it."""
+    options = [name for flag, name in ((linux.MS_RDONLY, "ro"), (linux.MS_NOSUID, "nosuid"),
+                                       (linux.MS_NODEV, "nodev"), (linux.MS_NOEXEC, "noexec"))
+               if m.flags & flag] + ([m.data] if m.data else [])
+    narrate.say("mount %s%s %s %s", "--bind" if m.is_bind else f"-t {m.type}",
+                f" -o {','.join(options)}" if options else "", m.source or m.type, m.destination)
 
 
 def _own_cgroups() -> list[tuple[str, str, str]]:
@@ -217,6 +228,8 @@ def make_device(root: int, dev: Device, in_userns: bool) -> None:
             return
         # mknodat: creates, never follows; then the mode and owner of that very
         # node, through its fd (chmod/chown of the magic link act on the inode).
+        narrate.say("mknod -m %o %s %s %d %d", dev.mode & 0o7777, dev.path, dev.type,
+                    dev.major, dev.minor)
         os.mknod(name, _DEVICE_KINDS[dev.type] | (dev.mode & 0o7777),
                  os.makedev(dev.major, dev.minor), dir_fd=parent)
         node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
@@ -318,6 +331,7 @@ def enter(rootfs: str, no_pivot: bool, own_mount_ns: bool = True) -> None:
             linux.mount(rootfs, "/", None, linux.MS_MOVE)
             linux.chroot(".")
         else:
+            narrate.say("pivot_root %s (the host's root detached)", rootfs)
             # pivot_root(".", "."): the old root ends up stacked under the new one;
             # made a slave so unmounting it cannot propagate, then detached.
             linux.pivot_root(".", ".")
@@ -331,6 +345,7 @@ def enter(rootfs: str, no_pivot: bool, own_mount_ns: bool = True) -> None:
 def write_sysctl(sysctl: dict[str, str]) -> None:
     for key, value in sysctl.items():
         path = "/proc/sys/" + key.replace(".", "/")
+        narrate.say("sysctl %s=%s", key, value)
         try:
             with open(path, "w") as f:
                 f.write(str(value))
@@ -344,6 +359,7 @@ def readonly_path(root: int, path: str) -> None:
     except (FileNotFoundError, NotADirectoryError):
         return
     top = None
+    narrate.say("mount --bind -o ro %s %s", path, path)
     try:
         linux.mount(_on(place, path), _on(place, path), None, linux.MS_BIND | linux.MS_REC)
         top = _mounted(root, path, place)
@@ -379,8 +395,10 @@ def mask_path(root: int, path: str, null: int) -> None:
         return
     try:
         if stat.S_ISDIR(os.fstat(place).st_mode):
+            narrate.say("mount -t tmpfs -o ro tmpfs %s   (masked)", path)
             linux.mount("tmpfs", _on(place, path), "tmpfs", linux.MS_RDONLY)
         else:
+            narrate.say("mount --bind /dev/null %s   (masked)", path)
             linux.mount(_on(null, "/dev/null"), _on(place, path), None, linux.MS_BIND)
     except OSError as err:
         raise _fail(f"mask {path}", err) from None

@@ -107,8 +107,55 @@ def test_network_none_and_the_container_s_limits(network, tmp_path):  # noqa: F8
     assert leftovers(name) == []
 
 
+def test_the_image_s_config_and_layers_as_mocker_run_sees_them(mirror, network, tmp_path):  # noqa: F811
+    # configured: Entrypoint + Cmd, Env, a WorkingDir the rootfs lacks, User "app"
+    # with a supplementary group; layered: every whiteout rule of layer.md.
+    configured = f"{mirror.host}/configured:latest"
+    layered = f"{mirror.host}/layered:latest"
+    show_tree = ("cd / && find data opaque dir-becomes-file file-becomes-dir | sort && "
+                 "cat opaque/new.txt dir-becomes-file && ls -ln home/user | tail -n +2")
+    cases = [(configured,), (configured, "id"),
+             ("--entrypoint", "sh", configured, "-c", 'pwd; echo "$GREETING|$HOME"; id'),
+             (layered, "sh", "-c", show_tree)]
+    for number, args in enumerate(cases):
+        name = f"explain-img{number}-{os.getpid()}"
+        done = run_script(explained("--name", name, "--network", "none", *args), tmp_path)
+        ours = mocker("run", "--rm", "--network", "none", *args)
+        assert ours.returncode == 0, ours.stderr
+        assert (done.returncode, done.stdout) == (0, ours.stdout), (args, done.stderr)
+        assert leftovers(name) == []
+
+
 def test_options_explain_cannot_show_are_refused():
     done = mocker("run", "--explain", "-p", "8080:80", BUSYBOX)
     assert done.returncode != 0 and "-p" in done.stderr and done.stdout == ""
     done = mocker("run", "--explain", "-d", BUSYBOX)
     assert done.returncode != 0 and done.stdout == ""
+
+
+# --- -v: the same steps, said as they happen ------------------------------------
+
+def test_verbose_run_says_each_runtime_step_in_order(network):  # noqa: F811
+    name = f"narrated-{os.getpid()}"
+    done = mocker("-v", "run", "--name", name, "-m", "64m", BUSYBOX, "echo", "hi")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "hi\n", "stdout holds only the container's output"
+    said = [line.removeprefix("mocker-runc: ") for line in done.stderr.splitlines()
+            if line.startswith("mocker-runc: ")]
+    steps = ["echo 67108864 > ", "unshare ", "mount -t proc", "mknod ", "hostname ",
+             "hook createRuntime:", "  ip link add", "pivot_root ", "mount --bind /dev/null",
+             "capabilities kept", "seccomp: a filter of", "user 0:0, cwd /; exec /bin/echo hi",
+             "hook poststop:"]
+    where = []
+    for step in steps:
+        found = [i for i, line in enumerate(said) if line.startswith(step)]
+        assert found, f"-v does not say {step!r}:\n" + "\n".join(said)
+        where.append(found[0])
+    assert where == sorted(where), "the steps are said out of order:\n" + "\n".join(said)
+    # The narration goes to the user, not into the container's log.
+    assert mocker("logs", name).stdout == "hi\n"
+
+
+def test_without_v_the_runtime_says_nothing(network):  # noqa: F811
+    done = mocker("run", "--rm", BUSYBOX, "true")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

@@ -17,7 +17,7 @@ import resource
 
 from mocker_common.errors import MockerError
 
-from .. import linux
+from .. import linux, narrate
 from . import devicebpf
 from .devices import RuleSet
 
@@ -92,7 +92,11 @@ def install(cgroup: str | int, ruleset: RuleSet) -> int:
                                   f"{err.strerror}") from None
             for prog_id in old:
                 _detach(fd, prog_id)
-            return linux.bpf_prog_info(prog)[1]
+            prog_id = linux.bpf_prog_info(prog)[1]
+            narrate.say("device rules: eBPF program %d attached to %s (%s by default, %d "
+                        "exceptions)", prog_id, cgroup,
+                        "allow" if ruleset.default_allow else "deny", len(ruleset.exceptions))
+            return prog_id
     finally:
         os.close(prog)   # the attachment keeps the program alive
 

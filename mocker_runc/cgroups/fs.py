@@ -12,6 +12,8 @@ import time
 
 from mocker_common.errors import MockerError
 
+from .. import narrate
+
 # rmdir(2) of a cgroup fails with EBUSY while the kernel still counts a dying
 # task in it (a killed process is reaped a little after its parent sees it).
 _RMDIR_TRIES = 6
@@ -30,6 +32,7 @@ def write_raw(path: str, value) -> None:
     """One write(2) of value to an existing file (raises OSError)."""
     # O_TRUNC without O_CREAT: a missing file means a missing feature, not a
     # file to create (cgroupfs could not create it anyway).
+    narrate.say("echo %s > %s", value, path)
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
         os.write(fd, str(value).encode())

@@ -17,6 +17,7 @@ from cgroupspy.interfaces import BaseFileInterface, IntegerFile
 
 from mocker_common.errors import MockerError
 
+from .. import narrate
 from . import devices as dev, fs, hierarchies, resources as res
 from .base import Cgroup
 
@@ -270,11 +271,13 @@ class V1Cgroup(Cgroup):
     def _set(self, ctl: cs.Controller, attr: str, value, what: str) -> None:
         """Set a cgroupspy attribute (a typed file), naming the file on failure."""
         filename = ctl.get_interface(attr).filename
+        narrate.say("echo %s > %s", value, os.fsdecode(ctl.filepath(filename)))
         with _errors(ctl, filename, value, what):
             setattr(ctl, attr, value)
 
     def _write(self, ctl: cs.Controller, filename: str, value, what: str) -> None:
         """Write a file cgroupspy has no attribute for."""
+        narrate.say("echo %s > %s", value, os.fsdecode(ctl.filepath(filename.encode())))
         with _errors(ctl, filename.encode(), value, what):
             ctl.set_property(filename.encode(), value)
 
