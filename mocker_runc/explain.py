@@ -9,7 +9,7 @@ said where it would happen.
 
 from mocker_common.explain import fill
 
-TOOLS = ["jq", "unshare", "nsenter", "mount", "capsh", "hostname"]
+TOOLS = ["jq", "unshare", "nsenter", "mount", "capsh", "hostname", "ip"]
 
 PART = r"""
 # ==== mocker-runc: the bundle's config.json -> a running container ====
@@ -99,6 +99,8 @@ inside() {
     done
     echo "$path"
 }
+# A network namespace of its own starts with lo down; runc brings it up.
+[ -z "$NEW_NET" ] || ip link set dev lo up
 # config.md "Mounts": in order, none of them seen by the host (a private tree).
 mount --make-rprivate /
 mount --bind "$R" "$R"    # the root must be a mount point of its own
@@ -175,7 +177,7 @@ done
 set -- --chroot="$R" ${drop:+--drop=$drop}
 uid=$(cfg .process.user.uid) gid=$(cfg .process.user.gid)
 groups=$(cfg '.process.user.additionalGids // [] | map(tostring) | join(",")')
-set -- "$@" --gid="$gid" --groups="${groups:-$gid}" --uid="$uid"
+set -- "$@" --gid="$gid" --groups="$groups" --uid="$uid"   # no groups: setgroups([]), as runc
 [ "$(cfg '.process.noNewPrivileges // false')" = false ] || set -- "$@" --no-new-privs
 # The program, found on the container's PATH as runc finds it; env from the config.
 envs=$(cfg '.process.env | map(@sh) | join(" ")')
@@ -199,7 +201,8 @@ INIT
 # Start: join the cgroups, enter or make the namespaces (the new pid namespace
 # needs a fork: its first process is the container's init), run init.sh there.
 status=0
-R=$R CONFIG=$CONFIG DROP_MKNOD=$DROP_MKNOD \
+case " $NEW " in *" --net "*) NEW_NET=1 ;; *) NEW_NET="" ;; esac
+R=$R CONFIG=$CONFIG DROP_MKNOD=$DROP_MKNOD NEW_NET=$NEW_NET \
     sh -c 'for procs in '"$CG_PROCS"'; do echo $$ >"$procs"; done; exec "$@"' start \
     ${ENTER:+nsenter $ENTER} unshare $NEW --fork --kill-child sh "$WORK/init.sh" || status=$?
 exit "$status"
